@@ -1,0 +1,57 @@
+"""degarble: detect article-spinner ("spun") text and restore its original wording.
+
+>>> import degarble
+>>> degarble.spin("The minister told reporters.", seed=1).text        # doctest: +SKIP
+>>> degarble.detect("Russia's deputy overseas minister instructed state media.")  # doctest: +SKIP
+
+The spinner, scoring and result types are pure Python; the torch-backed models load lazily
+inside :func:`load` (and the module-level :func:`detect` / :func:`restore`), so
+``import degarble`` and ``degarble spin`` stay fast and need no torch.
+"""
+
+from ._version import __version__
+from .bundle import BundleError
+from .edits import apply_edits
+from .spin import spin
+from .types import Detection, Edit, Restoration, Span, Spun
+
+
+def load(path=None):
+    """Load a model bundle (``path``, else ``$DEGARBLE_MODEL``, else the one shipped in the package).
+
+    Returns a :class:`degarble.model.Model` with batch methods ``detect(texts)`` and
+    ``restore(texts)``. Offline; never contacts a model hub.
+    """
+    from .model import load as _load
+
+    return _load(path)
+
+
+def detect(text: str, model=None) -> Detection:
+    """Detect spinning in one text: ``Detection(spun_score, is_spun, spans)`` (offsets into ``text``)."""
+    from .model import detect as _detect
+
+    return _detect(text, model)
+
+
+def restore(text: str, model=None) -> Restoration:
+    """Restore one text's original wording: ``Restoration(text, edits)`` (offsets into the input)."""
+    from .model import restore as _restore
+
+    return _restore(text, model)
+
+
+__all__ = [
+    "BundleError",
+    "Detection",
+    "Edit",
+    "Restoration",
+    "Span",
+    "Spun",
+    "__version__",
+    "apply_edits",
+    "detect",
+    "load",
+    "restore",
+    "spin",
+]

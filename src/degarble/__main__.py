@@ -1,0 +1,5 @@
+"""``python -m degarble``: the same as the ``degarble`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""A loaded model bundle: the object behind ``degarble.load()``, ``detect()`` and ``restore()``."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from .bundle import BundleError, read_manifest, resolve_bundle_path
+from .types import Detection, Restoration
+
+
+class Model:
+    """Detector (and, where the bundle has one, restorer) from one bundle folder.
+
+    Use :func:`degarble.load` to get one. Batch methods take lists of texts.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        from .models.detector import Detector
+
+        self.path = Path(path)
+        self.manifest = read_manifest(self.path)
+        det = self.manifest.detector
+        self.detector = Detector.from_dir(
+            self.manifest.part_dir("detector"),
+            threshold=det["threshold"],
+            max_length=det.get("max_length", 128),
+            stride=det.get("stride", 32),
+            word_threshold=det.get("word_threshold", 0.5),
+            top_k=det.get("top_k", 3),
+        )
+        self.restorer = None
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def bundle_hash(self) -> str:
+        return self.manifest.hash()
+
+    @property
+    def threshold(self) -> float:
+        return self.detector.threshold
+
+    @property
+    def has_restorer(self) -> bool:
+        return self.restorer is not None
+
+    def detect(self, texts: list[str], batch_size: int = 32, threshold: float | None = None) -> list[Detection]:
+        """Detect spinning in each text; see :class:`~degarble.types.Detection`."""
+        if isinstance(texts, str):
+            raise TypeError("Model.detect() takes a list of texts; use degarble.detect(text) for one")
+        return self.detector.detect(list(texts), batch_size=batch_size, threshold=threshold)
+
+    def restore(self, texts: list[str], batch_size: int = 32) -> list[Restoration]:
+        """Restore the original wording of each text (needs a bundle with a restorer)."""
+        if self.restorer is None:
+            raise NotImplementedError(
+                f"bundle {self.name!r} has no restorer yet; it can only detect (degarble detect)"
+            )
+        return self.restorer.restore(list(texts), batch_size=batch_size)
+
+    def __repr__(self) -> str:
+        return f"Model(name={self.name!r}, path={str(self.path)!r}, parts={self.manifest.parts()})"
+
+
+_cache: dict[Path, Model] = {}
+_lock = threading.Lock()
+
+
+def load(path: str | os.PathLike | None = None) -> Model:
+    """Load a model bundle: ``path``, else ``$DEGARBLE_MODEL``, else the bundle shipped in the package.
+
+    Loading is offline (``local_files_only``); a loaded bundle is cached per folder.
+    Raises :class:`~degarble.bundle.BundleError` naming what was looked for when nothing is found.
+    """
+    resolved = resolve_bundle_path(path).resolve()
+    with _lock:
+        if resolved not in _cache:
+            _cache[resolved] = Model(resolved)
+        return _cache[resolved]
+
+
+def detect(text: str, model: str | os.PathLike | None = None) -> Detection:
+    """Detect spinning in one text with the default (or given) bundle."""
+    if not isinstance(text, str):
+        raise TypeError(f"detect() needs a str, got {type(text).__name__}")
+    return load(model).detect([text])[0]
+
+
+def restore(text: str, model: str | os.PathLike | None = None) -> Restoration:
+    """Restore one text's original wording with the default (or given) bundle."""
+    if not isinstance(text, str):
+        raise TypeError(f"restore() needs a str, got {type(text).__name__}")
+    return load(model).restore([text])[0]
+
+
+__all__ = ["BundleError", "Model", "detect", "load", "restore"]

@@ -1,0 +1,1 @@
+"""Torch-backed models (imported lazily by :func:`degarble.load`)."""

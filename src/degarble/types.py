@@ -1,0 +1,85 @@
+"""Result types shared by the whole package: plain frozen dataclasses with flat attributes.
+
+Offsets are Python string indices (code points) into the text the object describes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change toward the clean wording: ``text[start:end] == before``; put ``after`` there.
+
+    ``score`` is the model's confidence for predicted edits and ``None`` for gold edits
+    (those that :func:`degarble.spin` returns).
+    """
+
+    start: int
+    end: int
+    before: str
+    after: str
+    score: float | None = None
+
+    def to_dict(self) -> dict:
+        d = {"start": self.start, "end": self.end, "before": self.before, "after": self.after}
+        if self.score is not None:
+            d["score"] = round(float(self.score), 4)
+        return d
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of input that the detector thinks a spinner put there (``score`` = probability)."""
+
+    start: int
+    end: int
+    score: float
+    text: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "score": round(float(self.score), 4)}
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Detector output for one text: ``spun_score`` in [0, 1], ``is_spun`` at the bundle's threshold."""
+
+    spun_score: float
+    is_spun: bool
+    spans: list[Span]
+    paragraphs: list[dict] = field(default_factory=list, compare=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "spun_score": round(float(self.spun_score), 4),
+            "is_spun": bool(self.is_spun),
+            "spans": [s.to_dict() for s in self.spans],
+        }
+
+
+@dataclass(frozen=True)
+class Restoration:
+    """Restorer output: the restored ``text`` and the ``edits`` (offsets into the input) that build it."""
+
+    text: str
+    edits: list[Edit]
+
+    def to_dict(self) -> dict:
+        return {"restored": self.text, "edits": [e.to_dict() for e in self.edits]}
+
+
+@dataclass(frozen=True)
+class Spun:
+    """Spinner output: the spun ``text``, gold ``edits`` (offsets into the spun text) and a ``signature``.
+
+    Applying ``edits`` to ``text`` (see :func:`degarble.edits.apply_edits`) gives the original back exactly.
+    """
+
+    text: str
+    edits: list[Edit]
+    signature: str
+
+    def to_dict(self) -> dict:
+        return {"spun": self.text, "edits": [e.to_dict() for e in self.edits]}

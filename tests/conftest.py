@@ -1,0 +1,80 @@
+"""Shared fixtures: a seed, sample texts, and a tiny random-weight model bundle built offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from degarble.seed import set_seed
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample" / "paragraphs.jsonl"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def seed():
+    set_seed(1234)
+    return 1234
+
+
+@pytest.fixture(scope="session")
+def sample_paragraphs() -> list[str]:
+    return [json.loads(line)["text"] for line in SAMPLE.open(encoding="utf-8")]
+
+
+def make_tiny_detector_dir(out: Path, texts: list[str]) -> Path:
+    """A 2-layer, 32-wide BERT token classifier with a word-level vocabulary from ``texts``."""
+    import torch
+    from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
+
+    from degarble.text import words
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    seen = set(vocab)
+    for t in texts:
+        for w in words(t.lower()):
+            if w.text not in seen:
+                seen.add(w.text)
+                vocab.append(w.text)
+    vocab += [c for c in "abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"()-&%" if c not in seen]
+    vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tok = BertTokenizerFast(vocab_file=str(out / "vocab.txt"), do_lower_case=True)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=512, num_labels=2)
+    model = BertForTokenClassification(cfg)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, sample_paragraphs) -> Path:
+    """A complete bundle (manifest + detector part) with random weights, saved through save_bundle."""
+    from degarble.bundle import save_bundle
+
+    root = tmp_path_factory.mktemp("tiny")
+    det = make_tiny_detector_dir(root / "detector-src", sample_paragraphs)
+    return save_bundle(
+        root / "bundle",
+        {"name": "tiny-test", "detector": {"threshold": 0.5, "max_length": 32, "stride": 8, "top_k": 3},
+         "spin_signature": "spin:synonym-swap.v1|test"},
+        {"detector": det},
+    ).root

@@ -1,0 +1,121 @@
+"""Tests for degarble.bench: article building and the report's shape. No timing is asserted."""
+
+import argparse
+import json
+import sys
+import types
+
+import pytest
+
+import degarble
+from degarble import bench
+from degarble.text import words
+from degarble.types import Detection, Restoration
+
+
+class FakeModel:
+    name = "fake"
+    bundle_hash = "deadbeef0123"
+    threshold = 0.5
+
+    def detect(self, texts):
+        return [Detection(0.0, False, []) for _ in texts]
+
+    def restore(self, texts):
+        return [Restoration(t, []) for t in texts]
+
+
+test_article_cases = [
+    # paragraphs, n, n_words
+    (["one two three.", "four five six seven.", "eight nine."], 3, 5),
+    (["a b c d e f g h i j"], 2, 4),
+]
+
+
+@pytest.mark.parametrize("paragraphs, n, n_words", test_article_cases)
+def test_make_articles(paragraphs, n, n_words):
+    arts = bench.make_articles(paragraphs, n, n_words)
+    assert len(arts) == n
+    assert all(len(words(a)) == n_words for a in arts)
+    assert bench.make_articles(paragraphs, n, n_words) == arts
+
+
+def test_make_articles_needs_text():
+    with pytest.raises(ValueError):
+        bench.make_articles([], 1)
+
+
+def test_bench_system_shape():
+    res = bench.bench_system(FakeModel(), {"clean": ["a b c"] * 3}, batch_size=2, repeats=2)
+    d = res["detect"]["clean"]
+    assert len(d["seconds"]) == 2 and d["articles_per_s"] > 0
+    assert res["restore"]["clean"]["articles_per_s"] > 0
+    assert res["peak_rss_mb"] > 0
+
+
+def test_detector_only_restore_is_null():
+    class DetOnly(FakeModel):
+        def restore(self, texts):
+            raise NotImplementedError
+
+    res = bench.bench_system(DetOnly(), {"spun": ["a"], "clean": ["b"]}, repeats=1)
+    assert res["restore"] == {"spun": None, "clean": None}
+
+
+@pytest.fixture
+def tiny_bundle(tmp_path):
+    """A 1-layer, width-32 BERT tagger (detector) and T5 (restorer) with random weights."""
+    transformers = pytest.importorskip("transformers")
+    from degarble.bundle import save_bundle
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz.,"]
+    vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = transformers.BertTokenizerFast(str(tmp_path / "vocab.txt"))
+    det = transformers.BertForTokenClassification(transformers.BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128, num_labels=2))
+    det.save_pretrained(tmp_path / "det")
+    tok.save_pretrained(tmp_path / "det")
+    res = transformers.T5ForConditionalGeneration(transformers.T5Config(
+        vocab_size=len(vocab), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2,
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=3))
+    res.save_pretrained(tmp_path / "res")
+    tok.save_pretrained(tmp_path / "res")
+    save_bundle(tmp_path / "bundle", {"name": "tiny", "detector": {"threshold": 0.5, "max_length": 64, "stride": 16},
+                                      "restorer": {"max_length": 16, "num_beams": 1}},
+                {"detector": tmp_path / "det", "restorer": tmp_path / "res"})
+    return tmp_path / "bundle"
+
+
+def test_bench_end_to_end_in_process(tiny_bundle, tmp_path, monkeypatch):
+    corpus = tmp_path / "paras.jsonl"
+    corpus.write_text("".join(json.dumps({"text": f"the cat sat on mat number {i} today."}) + "\n" for i in range(30)))
+    spin_mod = types.ModuleType("degarble.spin")
+    spin_mod.RATES = {"medium": 0.2}
+    spin_mod.spin = lambda text, rate, seed: types.SimpleNamespace(text=text.replace("cat", "feline"),
+                                                                   signature="spin:fake.v1|rate:0.20|seed:13")
+    monkeypatch.setitem(sys.modules, "degarble.spin", spin_mod)
+    monkeypatch.setattr(degarble, "load", lambda path=None: FakeModel(), raising=False)
+    p = argparse.ArgumentParser()
+    bench.add_bench_arguments(p)
+    out = tmp_path / "bench.json"
+    args = p.parse_args(["--model", str(tiny_bundle), "--corpus", str(corpus), "--articles", "2", "--words", "40",
+                         "--repeats", "1", "--in-process", "--output", str(out)])
+    assert bench.run_bench_from_args(args) == 0
+    r = json.loads(out.read_text())
+    assert r["articles"]["n"] == 2 and r["articles"]["spin_signature"].startswith("spin:fake.v1")
+    for path in ("degarble", "pipeline"):
+        for op in ("detect", "restore"):
+            assert set(r[path][op]) == {"spun", "clean"}
+        assert r[path]["cold_start"]["cold_start_s"] >= 0
+    assert r["pipeline"]["restorer"]["task"] == "generate() on every sentence"
+    assert set(r["ratio_vs_pipeline"]["detect"]) == {"spun", "clean"}
+    assert r["signature"].startswith("degarble-bench|model:fake@deadbeef|words:40|articles:2|")
+
+
+def test_bench_usage_errors(tmp_path, capsys):
+    p = argparse.ArgumentParser()
+    bench.add_bench_arguments(p)
+    assert bench.run_bench_from_args(p.parse_args(["--corpus", str(tmp_path / "none.jsonl")])) == 2
+    assert bench.run_bench_from_args(p.parse_args(["--articles", "0"])) == 2
