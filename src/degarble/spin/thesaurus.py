@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 
 THESAURUS_VERSION = "en.v1"
 
@@ -82,8 +82,9 @@ def parse_table(lines) -> Thesaurus:
 @lru_cache(maxsize=None)
 def load_thesaurus(version: str = THESAURUS_VERSION) -> Thesaurus:
     """Load the thesaurus shipped in the package (cached; about a second the first time)."""
-    ref = resources.files("degarble.spin") / "resources" / f"thesaurus-{version}.tsv.gz"
+    # next to this file: installed packages keep resources/ beside the module (package-data)
+    ref = Path(__file__).resolve().parent / "resources" / f"thesaurus-{version}.tsv.gz"
     if not ref.is_file():
-        raise ThesaurusError(f"no bundled thesaurus {version!r}; available: {THESAURUS_VERSION!r}")
-    with ref.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as f:
+        raise ThesaurusError(f"no bundled thesaurus {version!r} at {ref}; available: {THESAURUS_VERSION!r}")
+    with gzip.open(ref, "rt", encoding="utf-8") as f:
         return parse_table(f)

@@ -1,0 +1,32 @@
+"""The detector training script runs end to end on tiny data and writes a bundle that loads."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import degarble
+from conftest import make_tiny_detector_dir
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample" / "paragraphs.jsonl"
+
+
+def test_train_detector_tiny_run_writes_a_loadable_bundle(tmp_path, sample_paragraphs):
+    base = make_tiny_detector_dir(tmp_path / "base", sample_paragraphs)
+    bundle = tmp_path / "bundle"
+    cmd = [
+        sys.executable, str(REPO / "training" / "train_detector.py"),
+        "--config", str(REPO / "training" / "configs" / "tiny.json"),
+        "--base_model", str(base), "--train_file", str(SAMPLE), "--validation_file", str(SAMPLE),
+        "--out_dir", str(tmp_path / "run"), "--bundle_out", str(bundle), "--max_length", "48",
+        "--threads", "1", "--no-bf16",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 3 and 0 < summary["calibration"]["threshold"] < 1
+    model = degarble.load(bundle)
+    assert model.manifest.train_config["max_steps"] == 3
+    d = model.detect(["The Common Meeting will vote on Monday."])[0]
+    assert 0.0 <= d.spun_score <= 1.0
