@@ -24,7 +24,7 @@ import argparse
 import json
 import statistics
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from degarble.score import align_words
@@ -44,7 +44,7 @@ class Tables:
         self.use_rules = use_rules
         self.fillers = {f for f, _ in rules.FILLERS} if use_rules else set()
 
-    @lru_cache(maxsize=None)  # noqa: B019 - one instance per run
+    @cache  # noqa: B019 - one instance per run
     def produces(self, orig: tuple[str, ...], spun: tuple[str, ...]) -> bool:
         o, s = " ".join(orig), " ".join(spun)
         if orig == spun:

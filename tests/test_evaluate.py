@@ -353,3 +353,33 @@ def test_real_dev_article_through_the_harness():
     assert 100 * r["wer_spun"] == pytest.approx(31.2, abs=0.5)
     assert r["bleu"]["score"] == pytest.approx(44.0, abs=0.5)
     assert r["chrf"]["score"] == pytest.approx(66.2, abs=0.5)
+
+
+def test_headline_table_and_readme_update(tmp_path):
+    from degarble.evaluate import README_BEGIN, README_END, SetError, headline_table, update_readme
+
+    res = lambda s, sysname, **kw: {"set": s, "system": sysname, "signature": f"degarble-eval|set:{s}|model:{sysname}", **kw}  # noqa: E731
+    report = {
+        "degarble_version": "0.1.0", "run": {"created": "T"},
+        "systems": [{"name": "m", "kind": "model"}],
+        "results": [
+            res("bbc-test.v1/a.v1/medium", "m", token={"f": 0.9}, detection={"auroc": 0.99}),
+            res("bbc-test.v1/b.v1/medium", "m", token={"f": 0.8}, detection={"auroc": 0.97}),
+            res("bbc-test.v1/clean", "m", detection={"flagged_share": 0.02}),
+            res("seed-dev.v1", "m", detection={"recall": 0.9}, token={"f": 0.7},
+                restoration={"wer_spun": 0.316, "wer_restored": 0.15, "edit": {"f": 0.5}}),
+            res("seed-dev.v1/originals", "m", n=30, detection={"fp": 1}),
+        ],
+    }
+    table = headline_table(report)
+    row = [line for line in table.splitlines() if line.startswith("| m |")][0]
+    # mean over the two profiles: F1 85.0, AUROC 98.0; clean 2.0; dev 90.0, 1/30, 70.0, WER 31.6 -> 15.0
+    assert row == "| m | 85.0 | 98.0 | 2.0 | 90.0 | 1/30 | 70.0 | 31.6 → 15.0 | – |"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_BEGIN}\nold\n{README_END}\nrest\n")
+    update_readme(readme, table)
+    text = readme.read_text()
+    assert "old" not in text and row in text and text.startswith("intro\n") and text.endswith("rest\n")
+    (tmp_path / "bare.md").write_text("no markers")
+    with pytest.raises(SetError, match="markers"):
+        update_readme(tmp_path / "bare.md", table)

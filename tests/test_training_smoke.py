@@ -5,8 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import degarble
 from conftest import make_tiny_detector_dir
+
+import degarble
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "paragraphs.jsonl"

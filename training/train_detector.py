@@ -26,9 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from calibrate_detector import (  # training/ is on sys.path for its scripts
+    calibrate,
+    gold_word_labels,
+    validation_groups,
+)
 
-from degarble.models.detector import IGNORE, Detector, encode_words, paragraph_score
-from degarble.score import auroc, prf
+from degarble.models.detector import IGNORE, Detector, encode_words
 from degarble.seed import set_seed
 from degarble.spin import PROFILES, RATES, Spinner
 from degarble.text import sentences, words
@@ -132,23 +136,6 @@ def pieces_of(paragraph: str, max_words: int) -> list[str]:
     return out
 
 
-def word_labels(spun) -> tuple[list, list[int]]:
-    """Words of the spun text and 1 where a gold edit covers the word (the spinner put it there)."""
-    toks = words(spun.text)
-    marks = [0] * len(toks)
-    k = 0
-    for e in spun.edits:
-        if not e.before.strip():
-            continue
-        while k < len(toks) and toks[k].end <= e.start:
-            k += 1
-        j = k
-        while j < len(toks) and toks[j].start < e.end:
-            marks[j] = 1
-            j += 1
-    return toks, marks
-
-
 train_texts = read_texts(cfg.train_file)
 val_texts = read_texts(cfg.validation_file)
 print(f"train paragraphs {len(train_texts):,}; validation paragraphs {len(val_texts):,}", flush=True)
@@ -167,7 +154,7 @@ def sample_example(step_seed: int):
         sp = spinners[(data_rng.choice(cfg.profiles), data_rng.choice(cfg.rates))]
         sp.seed = step_seed  # a fresh spin of the same text every time it comes back
         spun = sp.spin(piece)
-        toks, labels = word_labels(spun)
+        toks, labels = words(spun.text), gold_word_labels(spun)
         text = spun.text
     if not toks:
         return None
@@ -228,54 +215,19 @@ def lr_at(it: int) -> float:
 
 
 # -----------------------------------------------------------------------------------------------
-# validation: full paragraphs through the inference code path (windows, aggregation)
-val_rng = random.Random(12345)
-val_pick = val_rng.sample(range(len(val_texts)), min(len(val_texts), 4 * cfg.val_paragraphs))
-groups = {"clean": [val_texts[i] for i in val_pick[: cfg.val_paragraphs]]}
-for g, (name, rate) in enumerate([("light", RATES["light"]), ("medium", RATES["medium"]), ("heavy", RATES["heavy"])], 1):
-    texts = [val_texts[i] for i in val_pick[g * cfg.val_paragraphs : (g + 1) * cfg.val_paragraphs]]
-    groups[name] = [Spinner(cfg.profiles[k % len(cfg.profiles)], rate=rate, seed=7).spin(t) for k, t in enumerate(texts)]
+# validation: full paragraphs through the inference code path (windows, aggregation); the same
+# groups and calibration as training/calibrate_detector.py
+groups = validation_groups(val_texts, cfg.val_paragraphs, cfg.profiles)
 
 
 def validate() -> dict:
     model.eval()
     det = Detector(model, tokenizer, max_length=cfg.max_length, stride=cfg.stride, top_k=cfg.top_k, bf16=cfg.bf16)
-    scores = {}
-    res = {}
-    clean_probs = det.word_probabilities(groups["clean"])
-    scores["clean"] = [paragraph_score(p, cfg.top_k) for _, p in clean_probs]
-    fp_words = sum(sum(x >= 0.5 for x in p) for _, p in clean_probs)
-    for name in ("light", "medium", "heavy"):
-        spun = groups[name]
-        probs = det.word_probabilities([s.text for s in spun])
-        tp = fp = fn = 0
-        for s, (_, p) in zip(spun, probs):
-            _, gold = word_labels(s)
-            for g, x in zip(gold, p):
-                tp += g and x >= 0.5
-                fp += (not g) and x >= 0.5
-                fn += g and x < 0.5
-        tok = prf(tp, fp, fn)
-        scores[name] = [paragraph_score(p, cfg.top_k) for _, p in probs]
-        res[f"{name}_token_f1"] = round(tok.f, 4)
-        res[f"{name}_token_p"] = round(tok.precision, 4)
-        res[f"{name}_token_r"] = round(tok.recall, 4)
-        res[f"{name}_auroc"] = round(auroc(scores[name] + scores["clean"], [1] * len(spun) + [0] * len(scores["clean"])), 4)
-    res["clean_word_fp_rate"] = round(fp_words / max(1, sum(len(p) for _, p in clean_probs)), 4)
-    res["token_f1"] = res["medium_token_f1"]
+    cal = calibrate(det, groups, cfg.target_fpr, cfg.top_k)
     model.train()
-    return res, scores
-
-
-def calibrate(scores: dict) -> dict:
-    """Threshold = the lowest score that keeps clean-validation false positives at target_fpr."""
-    clean = sorted(scores["clean"])
-    k = min(len(clean) - 1, int(math.ceil((1 - cfg.target_fpr) * len(clean))) - 1)
-    thr = round(min(0.99, clean[k] + 1e-4), 4)
-    out = {"threshold": thr, "clean_fpr": round(sum(s >= thr for s in clean) / len(clean), 4)}
-    for name in ("light", "medium", "heavy"):
-        out[f"{name}_recall"] = round(sum(s >= thr for s in scores[name]) / len(scores[name]), 4)
-    return out
+    res = {k: v for k, v in cal.items() if k.endswith(("token_f1", "token_p", "token_r", "auroc"))}
+    res["token_f1"] = res["medium_token_f1"]
+    return res, cal
 
 
 def save_last():
@@ -344,16 +296,13 @@ save_last()
 # -----------------------------------------------------------------------------------------------
 # export: fp16 weights, calibrated threshold, bundle
 model = AutoModelForTokenClassification.from_pretrained(str(out_dir / "best"), local_files_only=True)
-res, scores = validate()
-cal = calibrate(scores)
-print(f"calibration on validation: {json.dumps(cal)}", flush=True)
 export = out_dir / "export"
 model.half().save_pretrained(export)  # fp16: half the size, scores unchanged within 1e-3
 tokenizer.save_pretrained(export)
 # check that the fp16 export scores like the fp32 model
 model = AutoModelForTokenClassification.from_pretrained(str(export), local_files_only=True, dtype=torch.float32)
-res16, _ = validate()
-print(f"validation of the fp16 export: {json.dumps(res16)}", flush=True)
+res16, cal = validate()
+print(f"validation and calibration of the fp16 export: {json.dumps(cal)}", flush=True)
 summary = {"validation": res16, "calibration": cal, "steps": step, "minutes": round((time.time() - t0) / 60, 1)}
 (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
@@ -364,7 +313,7 @@ if cfg.bundle_out:
     manifest = {
         "name": cfg.name,
         "detector": {"threshold": cal["threshold"], "max_length": cfg.max_length, "stride": cfg.stride,
-                     "word_threshold": 0.5, "top_k": cfg.top_k, "base_model": "all-MiniLM-L6-v2 (Apache-2.0)",
+                     "word_threshold": cal["word_threshold"], "top_k": cfg.top_k, "base_model": "all-MiniLM-L6-v2 (Apache-2.0)",
                      "dtype": "float16"},
         "spin_signature": sig.replace(f"rate:{cfg.rates[0]:.2f}", "rates:" + ",".join(f"{r:.2f}" for r in cfg.rates))
         .replace(f"spin:{cfg.profiles[0]}", "spin:" + ",".join(cfg.profiles)),

@@ -7,7 +7,7 @@ Built by ``data/build_thesaurus.py`` from MyThes (WordNet), Moby and PPDB; see
 from __future__ import annotations
 
 import gzip
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 THESAURUS_VERSION = "en.v1"
@@ -79,7 +79,7 @@ def parse_table(lines) -> Thesaurus:
     return Thesaurus(table, zipf, version)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_thesaurus(version: str = THESAURUS_VERSION) -> Thesaurus:
     """Load the thesaurus shipped in the package (cached; about a second the first time)."""
     # next to this file: installed packages keep resources/ beside the module (package-data)
