@@ -155,7 +155,8 @@ def test_named_sets_end_to_end(workspace, capsys):
     names = [s["name"] for s in report["sets"]]
     assert names[0] == "bbc-test.v1/clean"  # clean sets first, so spun sets can use them
     assert set(names) == {"bbc-test.v1/clean", "bbc-test.v1/fake.v1/light", "bbc-test.v1/fake.v1/medium",
-                          "bbc-test.v1/fake.v1/heavy", "seed-dev.v1", "tortured-phrases.v1"}
+                          "bbc-test.v1/fake.v1/heavy", "seed-dev.v1", "seed-dev.v1/originals",
+                          "tortured-phrases.v1"}
     assert all(s["n"] == 10 for s in report["sets"] if s["name"].startswith("bbc"))
 
     medium = result(report, "bbc-test.v1/fake.v1/medium", "fake")
@@ -176,7 +177,9 @@ def test_named_sets_end_to_end(workspace, capsys):
 
     dev = result(report, "seed-dev.v1", "fake")
     assert dev["restoration"]["wer_restored"] == 0.0
-    assert dev["detection"]["tp"] == 1 and dev["detection"]["tn"] == 1  # p2 is unchanged: a negative
+    # p2 is unchanged (a negative), and the two originals are negatives too (seed-dev.v1/originals)
+    assert dev["detection"]["tp"] == 1 and dev["detection"]["tn"] == 3
+    assert dev["detection"]["negatives"] == "seed-dev.v1/originals"
 
     tortured = next(s for s in report["sets"] if s["name"] == "tortured-phrases.v1")
     assert tortured["n"] == 3 and tortured["skipped_entries"] == 1
@@ -199,6 +202,8 @@ def test_named_sets_are_deterministic(workspace):
         reports.append(json.loads((out / "r.json").read_text()))
     for r in reports:
         r.pop("run")
+        for system in r["systems"]:
+            system.pop("seconds")  # wall-clock timing, the only thing allowed to differ
     assert reports[0] == reports[1]
 
 
@@ -216,7 +221,7 @@ def test_missing_corpus_is_skipped_with_instructions(workspace, capsys):
               "--output", str(out / "r.json"), "--summary", str(out / "s.md"), "--no-plots"])
     assert rc == 0
     report = json.loads((out / "r.json").read_text())
-    assert {s["name"] for s in report["sets"]} == {"seed-dev.v1", "tortured-phrases.v1"}
+    assert {s["name"] for s in report["sets"]} == {"seed-dev.v1", "seed-dev.v1/originals", "tortured-phrases.v1"}
     assert any("python data/build_corpus.py" in n for n in report["notes"])
     assert "python data/build_corpus.py" in capsys.readouterr().err
 
