@@ -41,8 +41,9 @@ def read_jsonl(text: str) -> list[dict]:
 _SWAPS = {"foreign": "overseas", "assembly": "meeting", "News": "Information"}
 
 
-def _fake_spin(text, rate=0.2, seed=13, profile="fake.v1"):
+def _fake_spin(text, rate=None, seed=13, profile="fake.v1"):
     """Swap the words in _SWAPS; edits index the spun text and lead back to the original."""
+    rate = 0.25 if rate is None else rate  # like the real spin(): None = the profile's default
     if "EXPLODE" in text:
         raise ValueError("the spinner choked")
     parts, edits, pos_out = [], [], 0

@@ -191,9 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("spinning")
     g.add_argument(
         "--rate",
-        default="medium",
+        default=None,
         metavar="R",
-        help="share of words to swap: a number in [0, 1] or light, medium, heavy",
+        help="share of words to swap: a number in [0, 1] or light, medium, heavy "
+        "(default: the profile's own, 0.25 for synonym-swap.v1, as in real spun news)",
     )
     g.add_argument(
         "--seed", type=int, default=13, help="random seed (each text's choices depend on seed and text)"
@@ -555,7 +556,9 @@ def cmd_spin(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise UsageError(f"the spinner is not available yet ({e})") from e
     rate_s = str(args.rate).strip().lower()
-    if rate_s in RATES:
+    if args.rate is None:
+        rate = None  # the profile's default rate (the library decides, one place for it)
+    elif rate_s in RATES:
         rate = float(RATES[rate_s])
     else:
         try:
