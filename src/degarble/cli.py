@@ -287,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_info)
 
+    # batch -----------------------------------------------------------------------------------
+    _add_batch_parser(sub)
+
     # eval / bench: arguments come from their own modules, parsed in _run_plugin ----------------
     for verb, helptext in (
         ("eval", "score a model bundle on spun evaluation sets"),
@@ -295,6 +298,84 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(verb, help=helptext, add_help=False)
         p.set_defaults(func=None)
     return parser
+
+
+def _add_batch_parser(sub: Any) -> None:
+    """``degarble batch``: the resumable job over archives (logic in ``degarble.batch``)."""
+    p = sub.add_parser(
+        "batch",
+        help="run detect/restore over an archive: streamed, resumable, on all cores (or Ray)",
+        formatter_class=_Formatter,
+        description=(
+            "Run the model over every record of IN (JSON Lines, optionally .gz; CSV; Parquet; or a folder of "
+            ".txt/.html files) and write OUT (JSON Lines, .jsonl.gz or Parquet, by extension) with every input "
+            "field plus the contract fields. Bad records go to ERRORS with their id and a reason. Killed at "
+            "any point, the same command continues where it stopped (state in OUT.parts/); in the end every "
+            "record is in OUT or in ERRORS exactly once."
+        ),
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              degarble batch archive.jsonl.gz --output scores.parquet
+              degarble batch pages/ --output pages.jsonl --errors pages.errors.jsonl --workers 2
+              degarble batch news.csv --text-field body --output scored.jsonl
+              degarble batch archive.parquet --output out.parquet --engine ray --ray-address ray://head:10001
+
+            Exit status: 0 all records written, 1 some records in ERRORS, 2 the job could not run,
+            130 interrupted (rerun the same command to go on)."""
+        ),
+    )
+    g = p.add_argument_group("input and output")
+    g.add_argument("input", metavar="IN", help="input file or folder")
+    g.add_argument("-o", "--output", metavar="OUT", required=True, help="output file (.jsonl, .jsonl.gz or .parquet)")
+    g.add_argument("--errors", metavar="ERRORS",
+                   help='failed records as JSON Lines {"id", "line", "error"} (default: OUT.errors.jsonl)')
+    g.add_argument("--text-field", metavar="F", default="text", help="the input field that holds the text")
+    g.add_argument("--input-format", choices=("auto", "jsonl", "csv", "parquet", "dir"), default="auto",
+                   help="auto: a folder is dir, .csv is CSV, .parquet/.pq is Parquet, anything else JSON Lines")
+    g.add_argument("--max-chars", metavar="N", type=_positive_int, default=MAX_TEXT_CHARS,
+                   help="records with a longer text go to ERRORS")
+    g = p.add_argument_group("job")
+    g.add_argument("--task", choices=("detect", "restore", "validate"), default="detect",
+                   help="validate: read and check records only, no model (fast; measures the job itself)")
+    g.add_argument("--workers", metavar="N", type=_positive_int,
+                   help="worker processes (Ray: actors), each loading the model once (default: number of cores)")
+    g.add_argument("--chunk-size", metavar="N", type=_positive_int, default=256,
+                   help="records per chunk, the unit of work and of resuming")
+    g.add_argument("--restart", action="store_true",
+                   help="throw away the state of an earlier run (OUT.parts/) and start over")
+    g.add_argument("--keep-parts", action="store_true", help="keep OUT.parts/ after the job finishes")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar (it shows only on a terminal anyway)")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: run on a Ray cluster with Ray Data (pip install 'degarble[ray]')")
+    g.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to join (ray://host:10001, host:6379 or auto; default: start a local one)")
+    _add_model_args(p)
+    p.add_argument("--threshold", type=_probability, metavar="T",
+                   help="detect: decide is_spun at this spun_score instead of the bundle's threshold")
+    p.set_defaults(func=cmd_batch)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """``degarble batch``: a thin wrapper around :func:`degarble.batch.run_batch`."""
+    from .batch import BatchError, run_batch
+
+    try:
+        summary = run_batch(
+            args.input, args.output, task=args.task, errors=args.errors, workers=args.workers,
+            text_field=args.text_field, input_format=args.input_format, model=args.model,
+            batch_size=args.batch_size, threshold=args.threshold, chunk_size=args.chunk_size,
+            max_chars=args.max_chars, restart=args.restart, keep_parts=args.keep_parts,
+            engine=args.engine, ray_address=args.ray_address, progress=False if args.no_progress else None,
+        )
+    except BatchError as e:
+        raise UsageError(str(e)) from e
+    except KeyboardInterrupt:
+        print(f"{PROG} batch: interrupted; finished chunks are saved, run the same command again to go on",
+              file=sys.stderr)
+        return 130
+    print(summary.format(), file=sys.stderr)
+    return 1 if summary.errors else 0
 
 
 # --------------------------------------------------------------------------------------------
