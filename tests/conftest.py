@@ -55,7 +55,8 @@ def make_tiny_detector_dir(out: Path, texts: list[str]) -> Path:
     vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
     out.mkdir(parents=True, exist_ok=True)
     (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tok = BertTokenizerFast(vocab_file=str(out / "vocab.txt"), do_lower_case=True)
+    # from_pretrained reads vocab.txt; transformers 5's BertTokenizerFast(vocab_file=...) ignores it
+    tok = BertTokenizerFast.from_pretrained(str(out), do_lower_case=True)
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                      intermediate_size=64, max_position_embeddings=512, num_labels=2)
@@ -77,4 +78,58 @@ def tiny_bundle(tmp_path_factory, sample_paragraphs) -> Path:
         {"name": "tiny-test", "detector": {"threshold": 0.5, "max_length": 32, "stride": 8, "top_k": 3},
          "spin_signature": "spin:synonym-swap.v1|test"},
         {"detector": det},
+    ).root
+
+
+def make_tiny_restorer_dir(out: Path, texts: list[str]) -> Path:
+    """A tiny random-weight span infiller (2-layer encoder, 1-layer decoder, 32 wide) saved to ``out``.
+
+    Its word-level vocabulary starts with the restorer's marker entries ([unused0..2]), as
+    MiniLM's does.
+    """
+    import torch
+    from transformers import BertConfig, BertLMHeadModel, BertModel, BertTokenizerFast
+
+    from degarble.models.restorer import assemble_span_infiller
+    from degarble.text import words
+
+    vocab = ["[PAD]", "[unused0]", "[unused1]", "[unused2]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    seen = set(vocab)
+    for t in texts:
+        for w in words(t.lower()):
+            if w.text not in seen:
+                seen.add(w.text)
+                vocab.append(w.text)
+    vocab += [c for c in "abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"()-&%’" if c not in seen]
+    vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    # from_pretrained reads vocab.txt; transformers 5's BertTokenizerFast(vocab_file=...) ignores it
+    tok = BertTokenizerFast.from_pretrained(str(out), do_lower_case=True)
+    torch.manual_seed(0)
+    common = dict(vocab_size=len(vocab), hidden_size=32, num_attention_heads=2, intermediate_size=64,
+                  max_position_embeddings=512)
+    enc = BertModel(BertConfig(num_hidden_layers=2, **common))
+    dec = BertLMHeadModel(BertConfig(num_hidden_layers=1, is_decoder=True, add_cross_attention=True, **common))
+    model = assemble_span_infiller(enc, dec, tok)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_full_bundle(tmp_path_factory, sample_paragraphs) -> Path:
+    """A bundle with a detector and a restorer, both tiny and random (mechanics, not quality)."""
+    from degarble.bundle import save_bundle
+
+    root = tmp_path_factory.mktemp("tiny-full")
+    det = make_tiny_detector_dir(root / "detector-src", sample_paragraphs)
+    res = make_tiny_restorer_dir(root / "restorer-src", sample_paragraphs)
+    return save_bundle(
+        root / "bundle",
+        # threshold 0 and word_threshold 0: every word flagged, so the restorer runs everywhere
+        {"name": "tiny-full", "detector": {"threshold": 0.0, "word_threshold": 0.0, "max_length": 32, "stride": 8},
+         "restorer": {"min_score": 0.0, "max_words": 12, "max_length": 48},
+         "spin_signature": "spin:synonym-swap.v1|test"},
+        {"detector": det, "restorer": res},
     ).root

@@ -102,7 +102,11 @@ def run_chunks_ray(
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # degarble shows its own
-    ds = ray.data.read_datasource(_make_datasource(rspec, done), override_num_blocks=1)
+    # The reader asks for no CPU: the actor pool takes ``workers`` CPUs, and on a cluster with no
+    # more CPUs than that (a 2-core machine running 2 workers) a reader that needs one would wait
+    # for a free CPU forever while the actors wait for its chunks. Parsing is cheap next to the model.
+    ds = ray.data.read_datasource(_make_datasource(rspec, done), override_num_blocks=1,
+                                  ray_remote_args={"num_cpus": 0})
     # one thread per actor: each actor has one CPU, and the pool is the parallelism
     actor_spec = dataclasses.replace(wspec, threads=1)
     ds = ds.map_batches(

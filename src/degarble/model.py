@@ -31,6 +31,17 @@ class Model:
             top_k=det.get("top_k", 3),
         )
         self.restorer = None
+        res = self.manifest.restorer
+        if res is not None:
+            from .models.restorer import Restorer
+
+            self.restorer = Restorer.from_dir(
+                self.manifest.part_dir("restorer"),
+                min_score=res.get("min_score", 0.0),
+                max_words=res.get("max_words", 60),
+                max_length=res.get("max_length", 192),
+                num_beams=res.get("num_beams", 1),
+            )
 
     @property
     def name(self) -> str:
@@ -54,13 +65,21 @@ class Model:
             raise TypeError("Model.detect() takes a list of texts; use degarble.detect(text) for one")
         return self.detector.detect(list(texts), batch_size=batch_size, threshold=threshold)
 
-    def restore(self, texts: list[str], batch_size: int = 32) -> list[Restoration]:
-        """Restore the original wording of each text (needs a bundle with a restorer)."""
+    def restore(self, texts: list[str], batch_size: int = 32, threshold: float | None = None) -> list[Restoration]:
+        """Restore the original wording of each text (needs a bundle with a restorer).
+
+        The detector flags spans first; the restorer rewrites only those, in paragraphs judged
+        spun (at ``threshold``, default the bundle's), so everything else comes back byte for byte.
+        """
+        if isinstance(texts, str):
+            raise TypeError("Model.restore() takes a list of texts; use degarble.restore(text) for one")
         if self.restorer is None:
             raise NotImplementedError(
                 f"bundle {self.name!r} has no restorer yet; it can only detect (degarble detect)"
             )
-        return self.restorer.restore(list(texts), batch_size=batch_size)
+        texts = list(texts)
+        detections = self.detector.detect(texts, batch_size=batch_size, threshold=threshold)
+        return self.restorer.restore(texts, detections, batch_size=batch_size)
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, path={str(self.path)!r}, parts={self.manifest.parts()})"

@@ -1,0 +1,233 @@
+"""The restorer: segmenting, marking, decoding, capitalisation, byte-exact output, API and CLI.
+
+Mechanics run on a tiny random-weight bundle (conftest.tiny_full_bundle: every word flagged, so
+the random restorer rewrites everywhere); quality checks run on the shipped bundle and are
+skipped where it has no restorer.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import degarble
+from degarble.bundle import DEFAULT_BUNDLE_DIR, read_manifest
+from degarble.edits import apply_edits
+from degarble.models.restorer import (
+    Restorer,
+    detokenize,
+    encode_source,
+    encode_target,
+    merge_flagged,
+    restore_case,
+    segments,
+)
+from degarble.text import words
+from degarble.types import Detection, Edit, Span
+
+SHIPPED_RESTORER = (DEFAULT_BUNDLE_DIR / "degarble.json").is_file() and read_manifest(DEFAULT_BUNDLE_DIR).has_restorer
+needs_shipped = pytest.mark.skipif(not SHIPPED_RESTORER, reason="no trained restorer shipped yet")
+
+
+# --- pure helpers ----------------------------------------------------------------------------
+def test_segments_group_whole_sentences_and_never_cross_paragraphs():
+    text = "One two three. Four five six seven.\nEight nine. Ten."
+    got = [text[a:b] for a, b in segments(text, max_words=5)]
+    assert got == ["One two three.", "Four five six seven.", "Eight nine. Ten."]
+
+
+def test_segments_cut_an_overlong_sentence_into_runs_of_words():
+    text = "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12."
+    got = [text[a:b] for a, b in segments(text, max_words=5)]
+    assert got == ["w1 w2 w3 w4 w5", "w6 w7 w8 w9 w10", "w11 w12."]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["said", "the", "U.S.", "it's", "Mr.", ".", ",", "\n", "\n\n", "“", "—", "12"]),
+                max_size=80), st.integers(1, 12))
+def test_segments_cover_every_word_exactly_once_in_order(parts, max_words):
+    text = " ".join(parts)
+    segs = segments(text, max_words)
+    assert all(a < b for a, b in segs) and all(b1 <= a2 for (_, b1), (a2, _) in zip(segs, segs[1:]))
+    inside = [t for a, b in segs for t in words(text) if a <= t.start and t.end <= b]
+    assert inside == words(text)
+
+
+def test_merge_flagged_joins_runs_across_spaces_only():
+    text = "the Common Meeting will vote, he mentioned it"
+    toks = words(text)
+    flags = [False, True, True, False, True, True, True, False]
+    runs = merge_flagged(text, toks, flags)
+    assert [text[toks[i].start : toks[j].end] for i, j in runs] == ["Common Meeting", "vote", "he mentioned"]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "initial", "curly", "expected"),
+    [
+        ("Common Meeting", "general assembly", False, False, "General Assembly"),  # a name: every word
+        ("Home", "house", False, False, "House"),  # one capitalised word inside a sentence: a name
+        ("However", "but", True, False, "But"),  # sentence start: the first letter only
+        ("Probably the most", "the most", True, False, "The most"),
+        ("mentioned", "said", False, False, "said"),
+        ("INSTRUCTED", "told", False, False, "TOLD"),  # headline capitals
+        ("Motion Convention", "action conference", False, False, "Action Conference"),
+        ("Division of Protection", "department of defense", False, False, "Department of Defense"),
+        ("it is", "it's", False, True, "it’s"),  # the text's apostrophe style
+        ("it is", "it's", False, False, "it's"),
+        ("doable", "i think", False, False, "I think"),
+        ("anything", "", False, False, ""),
+    ],
+)
+def test_restore_case(before, after, initial, curly, expected):
+    assert restore_case(before, after, initial, curly) == expected
+
+
+@pytest.fixture(scope="module")
+def tiny_restorer(tiny_full_bundle):
+    return degarble.load(tiny_full_bundle).restorer
+
+
+def test_encode_source_wraps_each_span_in_markers(tiny_restorer):
+    tok = tiny_restorer.tokenizer
+    text = "the minister said the meeting was possible"
+    ids = encode_source(tok, text, [(4, 12), (18, 29)])
+    assert tok.convert_ids_to_tokens(ids) == [
+        "[CLS]", "the", "[unused0]", "minister", "[unused1]", "said", "[unused0]", "the", "meeting", "[unused1]",
+        "was", "possible", "[SEP]",
+    ]
+    tgt = encode_target(tok, ["official", "", "the minister"])  # an empty target: a deleted word
+    assert tok.convert_ids_to_tokens(tgt) == ["official", "[unused2]", "[unused2]", "the", "minister", "[SEP]"]
+
+
+def test_detokenize_joins_apostrophes_hyphens_and_initials(tiny_restorer):
+    tok = tiny_restorer.tokenizer
+    ids = tok.convert_tokens_to_ids(["it", "'", "s", "the", "minister", "-", "said", "u", ".", "s", "."])
+    assert detokenize(tok, ids) == "it's the minister-said u.s."
+
+
+# --- edits from model output -------------------------------------------------------------------
+def test_edit_keeps_case_drops_kept_spans_and_low_scores(tiny_restorer):
+    r = tiny_restorer
+    text = "The Common Meeting will just vote. He mentioned it."
+    a = text.index("Common")
+    e = r._edit(text, a, a + len("Common Meeting"), "general assembly", 0.9, 0)
+    assert e == Edit(a, a + 14, "Common Meeting", "General Assembly", 0.9)
+    m = text.index("mentioned")
+    assert r._edit(text, m, m + 9, "mentioned", 0.99, 0) is None  # kept: a false alarm
+    assert r._edit(text, m, m + 9, None, 0.0, 0) is None  # malformed output
+    saved, r.min_score = r.min_score, 0.5
+    try:
+        assert r._edit(text, m, m + 9, "said", 0.3, 0) is None  # not sure enough
+    finally:
+        r.min_score = saved
+    j = text.index("just")
+    d = r._edit(text, j, j + 4, "", 0.8, 0)  # a deleted filler takes a space with it
+    assert (d.before, d.after) == ("just ", "")
+    assert apply_edits(text, [d]) == "The Common Meeting will vote. He mentioned it."
+
+
+TEXTS = [
+    "The Common Meeting will vote on Monday, the deputy overseas minister instructed state media.",
+    "“It’s a doable assembly,” he mentioned.  Double  spaces\tand a tab — and dashes – stay.\n\nA second paragraph "
+    "follows here, with the White Home.",
+    "",
+    "Short.",
+    " ".join(["the minister said the meeting was possible and officials agreed"] * 40),  # long: many pieces
+]
+
+
+def test_restore_output_is_built_from_edits_and_untouched_text_is_byte_exact(tiny_full_bundle):
+    model = degarble.load(tiny_full_bundle)
+    out = model.restore(TEXTS)
+    assert len(out) == len(TEXTS)
+    for text, res in zip(TEXTS, out):
+        assert apply_edits(text, res.edits) == res.text
+        prev = -1
+        for e in res.edits:
+            assert text[e.start : e.end] == e.before and e.start >= prev and 0.0 <= e.score <= 1.0
+            prev = e.end
+        # outside the edits, the restored text is the input byte for byte
+        pos, kept = 0, []
+        for e in res.edits:
+            kept.append(text[pos : e.start])
+            pos = e.end
+        kept.append(text[pos:])
+        rest = res.text
+        for piece in kept:
+            assert piece in rest
+    assert out[2].text == "" and out[2].edits == []
+    with pytest.raises(TypeError):
+        model.restore("not a list")
+
+
+def test_nothing_changes_where_the_detector_flags_nothing(tiny_restorer):
+    text = "The Common Meeting will vote on Monday."
+    quiet = Detection(0.9, True, [], [{"start": 0, "end": len(text), "spun_score": 0.9, "is_spun": True}])
+    clean_para = Detection(0.1, False, [Span(4, 10, 0.9)], [{"start": 0, "end": len(text), "spun_score": 0.1,
+                                                              "is_spun": False}])
+    out = tiny_restorer.restore([text, text], [quiet, clean_para])
+    assert [r.text for r in out] == [text, text] and all(not r.edits for r in out)
+
+
+def test_only_flagged_spans_are_rewritten(tiny_restorer):
+    text = "The Common Meeting will vote on Monday. The minister said so."
+    a = text.index("Common")
+    det = Detection(0.9, True, [Span(a, a + 14, 0.9)], [{"start": 0, "end": len(text), "spun_score": 0.9, "is_spun": True}])
+    res = tiny_restorer.restore([text], [det])[0]
+    assert all(e.start >= a and e.end <= a + 15 for e in res.edits)
+
+
+def test_restorer_batch_method_and_api(tiny_full_bundle):
+    one = degarble.restore(TEXTS[0], model=tiny_full_bundle)
+    assert one == degarble.load(tiny_full_bundle).restore([TEXTS[0]])[0]
+    assert isinstance(Restorer, type)
+
+
+def test_cli_restore_on_tiny_bundle(tiny_full_bundle, tmp_path, capsys):
+    from degarble.cli import main
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(
+        json.dumps({"id": "a", "text": TEXTS[0], "keep": 1}) + "\n"
+        + "{not json\n"
+        + json.dumps({"id": "c", "text": None}) + "\n",
+        encoding="utf-8",
+    )
+    out, errs = tmp_path / "out.jsonl", tmp_path / "err.jsonl"
+    code = main(["restore", str(inp), "-o", str(out), "--model", str(tiny_full_bundle), "--errors", str(errs)])
+    assert code == 1
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["a"] and rows[0]["keep"] == 1
+    edits = [Edit(**e) for e in rows[0]["edits"]]
+    assert apply_edits(rows[0]["text"], edits) == rows[0]["restored"]
+    assert [json.loads(line)["line"] for line in errs.read_text().splitlines()] == [2, 3]
+    txt = tmp_path / "story.txt"
+    txt.write_text(TEXTS[1], encoding="utf-8")
+    assert main(["restore", str(txt), "--format", "diff", "--model", str(tiny_full_bundle)]) == 0
+    assert "→" in capsys.readouterr().out
+
+
+# --- the shipped model ----------------------------------------------------------------------------
+@needs_shipped
+def test_shipped_restorer_brings_spun_news_closer_to_the_original():
+    from degarble.score import wer
+
+    originals = [
+        "The government said on Tuesday that it would increase spending on schools and hospitals next year.",
+        "Police said the man was arrested after a search of his home, and he is expected to appear in court.",
+    ]
+    spun = [degarble.spin(t, rate="heavy", seed=5).text for t in originals]
+    restored = [r.text for r in degarble.load().restore(spun)]
+    assert wer(restored, originals) < wer(spun, originals)
+    assert degarble.load().restore(originals)[0].text == originals[0]  # clean news stays as it is
+
+
+@needs_shipped
+def test_shipped_bundle_with_restorer_fits_budget():
+    size = sum(p.stat().st_size for p in DEFAULT_BUNDLE_DIR.rglob("*") if p.is_file())
+    assert size < 120 * 1024 * 1024
+    m = read_manifest(DEFAULT_BUNDLE_DIR)
+    assert 0.0 <= m.restorer["min_score"] < 1.0 and "restorer_calibration" in m.scores
