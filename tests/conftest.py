@@ -38,13 +38,17 @@ def sample_paragraphs() -> list[str]:
 
 
 def make_tiny_detector_dir(out: Path, texts: list[str]) -> Path:
-    """A 2-layer, 32-wide BERT token classifier with a word-level vocabulary from ``texts``."""
+    """A 2-layer, 32-wide BERT token classifier with a word-level vocabulary from ``texts``.
+
+    The vocabulary has MiniLM's marker entries ([unused0..2]), so it also serves as the base
+    model of a tiny restorer training run.
+    """
     import torch
     from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
 
     from degarble.text import words
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = ["[PAD]", "[unused0]", "[unused1]", "[unused2]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     seen = set(vocab)
     for t in texts:
         for w in words(t.lower()):

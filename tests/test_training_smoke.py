@@ -31,3 +31,27 @@ def test_train_detector_tiny_run_writes_a_loadable_bundle(tmp_path, sample_parag
     assert model.manifest.train_config["max_steps"] == 3
     d = model.detect(["The Common Meeting will vote on Monday."])[0]
     assert 0.0 <= d.spun_score <= 1.0
+
+
+def test_train_restorer_tiny_run_adds_a_restorer_to_the_bundle(tmp_path, sample_paragraphs, tiny_bundle):
+    import shutil
+
+    base = make_tiny_detector_dir(tmp_path / "base", sample_paragraphs)
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)  # a detector-only bundle; the run adds the restorer
+    cmd = [
+        sys.executable, str(REPO / "training" / "train_restorer.py"),
+        "--config", str(REPO / "training" / "configs" / "tiny-restorer.json"),
+        "--base_model", str(base), "--train_file", str(SAMPLE), "--validation_file", str(SAMPLE),
+        "--out_dir", str(tmp_path / "run"), "--bundle", str(bundle), "--calibration_paragraphs", "6",
+        "--decoder_layers", "1", "--threads", "1", "--no-bf16",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 3 and summary["validation"]["spans"] > 0
+    model = degarble.load(bundle)
+    assert model.has_restorer and model.manifest.restorer["min_score"] >= 0.0
+    assert "restorer_calibration" in model.manifest.scores
+    res = model.restore(["The Common Meeting will vote on Monday."])[0]
+    assert degarble.apply_edits("The Common Meeting will vote on Monday.", res.edits) == res.text

@@ -29,14 +29,18 @@ REPO = Path(__file__).resolve().parents[1]
 SCORE_GRID = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8]
 
 
-def validation_sets(n: int, seed: int = 4242) -> tuple[list[str], list[str], list[str]]:
+VALIDATION = "data/derived/validation.paragraphs.jsonl"
+
+
+def validation_sets(n: int, path: str = VALIDATION, seed: int = 4242) -> tuple[list[str], list[str], list[str]]:
     """``n`` clean validation paragraphs, and ``n`` others spun at the medium rate (spun, original)."""
     import datasets
 
-    path = REPO / "data/derived/validation.paragraphs.jsonl"
-    if not path.is_file():
-        sys.exit(f"error: {path} not found; build the corpus first: python data/build_corpus.py")
-    texts = [t for t in datasets.load_dataset("json", data_files=str(path), split="train")["text"] if t.strip()]
+    p = REPO / path
+    if not p.is_file():
+        sys.exit(f"error: {p} not found; build the corpus first: python data/build_corpus.py")
+    texts = [t for t in datasets.load_dataset("json", data_files=str(p), split="train")["text"] if t.strip()]
+    n = min(n, len(texts) // 2)
     pick = random.Random(seed).sample(range(len(texts)), 2 * n)
     clean = [texts[i] for i in pick[:n]]
     original = [texts[i] for i in pick[n:]]
@@ -45,9 +49,9 @@ def validation_sets(n: int, seed: int = 4242) -> tuple[list[str], list[str], lis
     return clean, spun, original
 
 
-def calibrate(detector, restorer, n: int = 200, max_clean_changed: float = 0.03) -> dict:
+def calibrate(detector, restorer, n: int = 200, path: str = VALIDATION, max_clean_changed: float = 0.03) -> dict:
     """Choose ``min_score``; returns it with the validation scores at every grid value."""
-    clean, spun, original = validation_sets(n)
+    clean, spun, original = validation_sets(n, path)
     saved = restorer.min_score
     restorer.min_score = 0.0  # collect every edit with its score once, then filter per threshold
     try:
@@ -77,7 +81,7 @@ def calibrate(detector, restorer, n: int = 200, max_clean_changed: float = 0.03)
 
 
 def add_restorer_to_bundle(bundle: Path, restorer_dir: Path, cfg: dict | None = None, validation: dict | None = None,
-                           n: int = 200) -> dict:
+                           n: int = 200, path: str = VALIDATION) -> dict:
     """Calibrate the restorer in ``restorer_dir`` against ``bundle``'s detector and save both in ``bundle``."""
     from degarble.bundle import read_manifest, save_bundle
     from degarble.model import Model
@@ -88,7 +92,7 @@ def add_restorer_to_bundle(bundle: Path, restorer_dir: Path, cfg: dict | None = 
     settings = {"max_words": (cfg or {}).get("max_words", 60), "max_length": (cfg or {}).get("max_length", 192),
                 "num_beams": 1}
     restorer = Restorer.from_dir(restorer_dir, **settings)
-    cal = calibrate(detector, restorer, n=n)
+    cal = calibrate(detector, restorer, n=n, path=path)
     print(f"restorer calibration: {json.dumps(cal['chosen'])}", flush=True)
     data = m.to_dict()
     data["restorer"] = {**settings, "min_score": cal["min_score"], "kind": "span-infilling EncoderDecoderModel",
@@ -96,7 +100,8 @@ def add_restorer_to_bundle(bundle: Path, restorer_dir: Path, cfg: dict | None = 
                         "decoder_layers": (cfg or {}).get("decoder_layers", 2)}
     data["restorer_train_config"] = cfg
     data["scores"] = {**data.get("scores", {}), "restorer_validation": validation, "restorer_calibration": cal}
-    readme = (REPO / "training" / "MODEL_CARD.md").read_text()
+    card = REPO / "training" / "MODEL_CARD.md"
+    readme = card.read_text() if card.is_file() else None
     with tempfile.TemporaryDirectory() as tmp:
         det = Path(tmp) / "detector"
         shutil.copytree(m.part_dir("detector"), det)

@@ -77,6 +77,7 @@ class TrainConfig:
     profiles: list = field(default_factory=lambda: sorted(PROFILES))
     eval_every: int = 500  # steps between validations (and checkpoints)
     val_pieces: int = 300
+    calibration_paragraphs: int = 200  # per group (clean, spun) for the edit threshold
     bf16: bool = True  # bf16 autocast: about 2x faster on CPUs with AVX512-BF16
     threads: int = 0  # torch threads; 0 = all cores
     resume: bool = False
@@ -210,7 +211,7 @@ def collate(examples):
 def validation_items(n: int) -> list[dict]:
     rng = random.Random(12345)
     items = []
-    for k, i in enumerate(rng.sample(range(len(val_texts)), n)):
+    for k, i in enumerate(rng.sample(range(len(val_texts)), min(n, len(val_texts)))):
         piece = rng.choice(pieces_of(val_texts[i]))
         spun = Spinner(cfg.profiles[k % len(cfg.profiles)], rate=RATES["medium"], seed=7).spin(piece)
         spans, targets, changed = marked_spans(spun.text, spun.edits, rng, 0.0, cfg.fp_rate)
@@ -362,5 +363,6 @@ summary = {"validation": res16, "best": best, "steps": step, "minutes": round((t
 if cfg.bundle:
     from calibrate_restorer import add_restorer_to_bundle  # training/ is on sys.path for its scripts
 
-    add_restorer_to_bundle(REPO / cfg.bundle, export, cfg=dataclasses.asdict(cfg), validation=res16)
+    add_restorer_to_bundle(REPO / cfg.bundle, export, cfg=dataclasses.asdict(cfg), validation=res16,
+                           n=cfg.calibration_paragraphs, path=cfg.validation_file)
     print(f"restorer added to {cfg.bundle}", flush=True)
