@@ -64,6 +64,7 @@ class TrainConfig:
     max_minutes: float = 80.0  # wall-clock training budget; the loop stops after it
     max_steps: int = 0  # 0 = until max_minutes
     batch_size: int = 32
+    bucket: int = 16  # batches drawn at once and grouped by length (less padding)
     lr: float = 1e-4  # pretrained encoder
     decoder_lr: float = 3e-4  # decoder: new cross-attention and LM-head transform learn faster
     warmup_steps: int = 200
@@ -193,6 +194,24 @@ def sample_example(step_seed: int):
     return src, encode_target(tokenizer, targets)
 
 
+def next_batches(step: int) -> list[list]:
+    """``bucket`` batches of examples of similar length, in random order.
+
+    Sorting a pool by length before cutting it into batches keeps padding small: on this CPU it
+    about doubles the pieces per second against batches of random lengths.
+    """
+    pool, k = [], 0
+    while len(pool) < cfg.batch_size * cfg.bucket:
+        ex = sample_example(step_seed=cfg.seed * 1_000_003 + step * 997 + k)
+        k += 1
+        if ex is not None:
+            pool.append(ex)
+    pool.sort(key=lambda e: (len(e[0]), len(e[1])))
+    batches = [pool[i : i + cfg.batch_size] for i in range(0, len(pool), cfg.batch_size)]
+    data_rng.shuffle(batches)
+    return batches
+
+
 def collate(examples):
     src_w = max(len(s) for s, _ in examples)
     tgt_w = max(len(t) for _, t in examples)
@@ -244,11 +263,11 @@ dec_params = [p for n, p in model.named_parameters() if not n.startswith("encode
 opt = torch.optim.AdamW([{"params": enc_params, "lr": cfg.lr, "base": cfg.lr},
                          {"params": dec_params, "lr": cfg.decoder_lr, "base": cfg.decoder_lr}],
                         weight_decay=cfg.weight_decay)
-step, best = 0, {"span_accuracy": -1.0}
+step, best, pending = 0, {"span_accuracy": -1.0}, []
 if cfg.resume and (last_dir / "trainer_state.pt").is_file():
     state = torch.load(last_dir / "trainer_state.pt", weights_only=False)
     opt.load_state_dict(state["optimizer"])
-    step, best = state["step"], state["best"]
+    step, best, pending = state["step"], state["best"], state.get("pending", [])
     data_rng.setstate(state["data_rng"])
     torch.set_rng_state(state["torch_rng"])
     print(f"resumed at step {step}", flush=True)
@@ -291,7 +310,8 @@ def validate() -> dict:
 def save_last():
     model.save_pretrained(last_dir)
     tokenizer.save_pretrained(last_dir)
-    torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "data_rng": data_rng.getstate(),
+    torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "pending": pending,
+                "data_rng": data_rng.getstate(),
                 "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg)}, last_dir / "trainer_state.pt")
 
 
@@ -305,11 +325,9 @@ while True:
     elapsed = (time.time() - t0) / 60
     if (cfg.max_steps and step >= cfg.max_steps) or (not cfg.max_steps and elapsed >= cfg.max_minutes):
         break
-    batch = []
-    while len(batch) < cfg.batch_size:
-        ex = sample_example(step_seed=cfg.seed * 1_000_003 + step * 997 + len(batch))
-        if ex is not None:
-            batch.append(ex)
+    if not pending:
+        pending = next_batches(step)
+    batch = pending.pop()
     ids, mask, labels = collate(batch)
     for g in opt.param_groups:
         g["lr"] = g["base"] * lr_factor(step)

@@ -528,15 +528,17 @@ class ChunkRunner:
 _RUNNER: ChunkRunner | None = None
 
 
-def _set_threads(n: int) -> None:
+def _set_threads(n: int, task: str = "detect") -> None:
     os.environ["OMP_NUM_THREADS"] = str(n)
     os.environ["MKL_NUM_THREADS"] = str(n)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # a pool already uses every core
+    if task == "validate":
+        return  # no model: importing torch would cost ~200 MB and seconds per worker for nothing
     try:
         import torch
 
         torch.set_num_threads(n)
-    except ImportError:  # task "validate" needs no torch
+    except ImportError:
         pass
 
 
@@ -556,7 +558,7 @@ def _init_worker(spec: WorkerSpec) -> None:
     # Ctrl-C goes to the whole process group; only the parent handles it (it stops the pool).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
-    _set_threads(spec.threads)
+    _set_threads(spec.threads, spec.task)
     _RUNNER = ChunkRunner(spec)
 
 
@@ -1023,7 +1025,7 @@ def _run_local(
     """Run every chunk not in ``done``: in this process for one worker, else in a process pool."""
     chunks = iter_chunks(rspec, frozenset(done), reader_out=readers)
     if workers == 1:
-        _set_threads(wspec.threads)
+        _set_threads(wspec.threads, wspec.task)
         runner = ChunkRunner(wspec)
         for chunk in chunks:
             on_part(chunk.index, runner.run(chunk))

@@ -75,7 +75,7 @@ class _ChunkActor:
     """A Ray actor: loads the model once, then turns chunk rows into part rows."""
 
     def __init__(self, wspec: WorkerSpec):
-        _set_threads(wspec.threads)
+        _set_threads(wspec.threads, wspec.task)
         self.runner = ChunkRunner(wspec)
 
     def __call__(self, batch):
@@ -102,11 +102,14 @@ def run_chunks_ray(
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # degarble shows its own
+    # Ray Data merges the reader's one-chunk tables into blocks of up to 128 MiB by default, so a
+    # small archive became one block and ran on one actor; a small block size hands chunks out
+    # to every actor in the pool.
+    ctx.target_max_block_size = 1 << 20
     # The reader asks for no CPU: the actor pool takes ``workers`` CPUs, and on a cluster with no
     # more CPUs than that (a 2-core machine running 2 workers) a reader that needs one would wait
     # for a free CPU forever while the actors wait for its chunks. Parsing is cheap next to the model.
-    ds = ray.data.read_datasource(_make_datasource(rspec, done), override_num_blocks=1,
-                                  ray_remote_args={"num_cpus": 0})
+    ds = ray.data.read_datasource(_make_datasource(rspec, done), override_num_blocks=1, num_cpus=0)
     # one thread per actor: each actor has one CPU, and the pool is the parallelism
     actor_spec = dataclasses.replace(wspec, threads=1)
     ds = ds.map_batches(
@@ -114,7 +117,7 @@ def run_chunks_ray(
         fn_constructor_kwargs={"wspec": actor_spec},
         batch_size=1,
         batch_format="pyarrow",
-        concurrency=workers,
+        compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,
     )
     for row in ds.iter_rows():
