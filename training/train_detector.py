@@ -52,6 +52,7 @@ class TrainConfig:
     max_minutes: float = 60.0  # wall-clock training budget; the loop stops after it
     max_steps: int = 0  # 0 = until max_minutes
     batch_size: int = 32
+    bucket: int = 16  # batches drawn at once and grouped by length (less padding)
     lr: float = 8e-5  # small model, short schedule: a bit above the usual 5e-5
     warmup_steps: int = 150
     weight_decay: float = 0.01
@@ -162,6 +163,30 @@ def sample_example(step_seed: int):
     return win
 
 
+def next_batches(step: int) -> list[list]:
+    """``bucket`` batches of windows of similar length, in random order.
+
+    Sorting a pool by length before cutting it into batches keeps padding small, which on this
+    CPU is worth more than any other speed-up of the loop.
+    """
+    global bad_examples
+    pool, k = [], 0
+    while len(pool) < cfg.batch_size * cfg.bucket:
+        k += 1
+        try:
+            w = sample_example(step_seed=cfg.seed * 1_000_003 + step * 997 + k)
+        except Exception as e:  # a spinner bug must not end an hour-long run; it is logged and counted
+            bad_examples += 1
+            print(f"skipped an example ({bad_examples} so far): {type(e).__name__}: {e}", flush=True)
+            continue
+        if w is not None:
+            pool.append(w)
+    pool.sort(key=lambda w: len(w.input_ids))
+    batches = [pool[i : i + cfg.batch_size] for i in range(0, len(pool), cfg.batch_size)]
+    data_rng.shuffle(batches)
+    return batches
+
+
 def collate(wins):
     width = max(len(w.input_ids) for w in wins)
     ids = torch.full((len(wins), width), tokenizer.pad_token_id, dtype=torch.long)
@@ -194,11 +219,11 @@ model = AutoModelForTokenClassification.from_pretrained(
     local_files_only=True,
 )
 opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-step, best = 0, {"token_f1": -1.0}
+step, best, pending = 0, {"token_f1": -1.0}, []
 if start_from == last_dir:
     state = torch.load(last_dir / "trainer_state.pt", weights_only=False)
     opt.load_state_dict(state["optimizer"])
-    step, best = state["step"], state["best"]
+    step, best, pending = state["step"], state["best"], state.get("pending", [])
     data_rng.setstate(state["data_rng"])
     torch.set_rng_state(state["torch_rng"])
     print(f"resumed at step {step}", flush=True)
@@ -233,7 +258,8 @@ def validate() -> dict:
 def save_last():
     model.save_pretrained(last_dir)
     tokenizer.save_pretrained(last_dir)
-    torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "data_rng": data_rng.getstate(),
+    torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "pending": pending,
+                "data_rng": data_rng.getstate(),
                 "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg)}, last_dir / "trainer_state.pt")
 
 
@@ -248,16 +274,9 @@ while True:
     elapsed = (time.time() - t0) / 60
     if (cfg.max_steps and step >= cfg.max_steps) or (not cfg.max_steps and elapsed >= cfg.max_minutes):
         break
-    wins = []
-    while len(wins) < cfg.batch_size:
-        try:
-            w = sample_example(step_seed=cfg.seed * 1_000_003 + step * 997 + len(wins))
-        except Exception as e:  # a spinner bug must not end an hour-long run; it is logged and counted
-            bad_examples += 1
-            print(f"skipped an example ({bad_examples} so far): {type(e).__name__}: {e}", flush=True)
-            continue
-        if w is not None:
-            wins.append(w)
+    if not pending:
+        pending = next_batches(step)
+    wins = pending.pop()
     ids, mask, labels = collate(wins)
     for g in opt.param_groups:
         g["lr"] = lr_at(step)
