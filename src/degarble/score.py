@@ -474,7 +474,7 @@ def clean_preservation(clean: Sequence[str], outputs: Sequence[str]) -> dict:
 class Signature:
     """What a score was measured on, in sacrebleu's signature style.
 
-    ``degarble-eval|set:bbc-test.v1|spin:synonym-swap.v1|thes:en.v1|rate:0.20|seed:13|model:en-small@3f2a9c1e|v:0.1.0``
+    ``degarble-eval|set:bbc-test.v1|spin:synonym-swap.v2|thes:en.v1|rate:0.20|seed:13|model:en-small@3f2a9c1e|v:0.2.0``
 
     ``spin`` is the spinner name and version (``real`` for text a real spinner produced, ``none``
     for clean text); ``rate`` and ``seed`` are ``-`` where they do not apply; ``model`` is the
@@ -505,7 +505,7 @@ class Signature:
 
     @staticmethod
     def parse_spin(spin_signature: str) -> dict:
-        """Fields of a spinner signature (``spin:synonym-swap.v1|thes:en.v1|rate:0.20|seed:13|v:0.1.0``)
+        """Fields of a spinner signature (``spin:synonym-swap.v2|thes:en.v1|rate:0.20|seed:13|v:0.2.0``)
         as keyword arguments for :class:`Signature` (``spin``, ``rate``, ``seed``, ``extra``)."""
         fields = dict(p.split(":", 1) for p in spin_signature.split("|") if ":" in p)
         out: dict = {"extra": {}}

@@ -105,13 +105,13 @@ def paragraph_score(word_probs: list[float], top_k: int = 3) -> float:
 
     The maximum alone (GECToR's sentence score) flags clean paragraphs on one odd word; the mean
     over all words misses lightly spun ones. The top few sit between, and the threshold shipped
-    in the bundle is calibrated on this exact score.
+    in the bundle is calibrated on this exact score. A paragraph of fewer than ``top_k`` words
+    counts the missing ones as 0: one word ("More", a scraped link) is weak evidence.
     """
-    if not word_probs:
+    if not word_probs or top_k < 1:
         return 0.0
     top = sorted(word_probs, reverse=True)[:top_k]
-    top += [0.0] * (min(top_k, len(word_probs)) - len(top))
-    return float(sum(top) / len(top))
+    return float(sum(top) / top_k)
 
 
 def merge_spans(text: str, toks, probs: list[float], word_threshold: float) -> list[Span]:

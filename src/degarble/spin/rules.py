@@ -85,6 +85,96 @@ PHRASES: dict[str, list[tuple[str, float]]] = {
     "as a result": [("in consequence", 1.0), ("consequently", 1.0)],
 }
 
+# Habits of the commercial spinners that content farms run, for frequent news words: each word
+# goes to the one or two replacements those tools are known for (their synonym tables favour a
+# "fancier" word, or a paraphrase of the dictionary sense). Used by the ``content-farm`` profile,
+# where these choices outweigh the thesaurus. Inflected forms are listed (nothing re-inflects).
+# Two sources, kept apart:
+# 1. the examples of shared/docs/SPINNERS.md ("Which words" and the names built from ordinary
+#    words), observed across a dozen spun articles. Some also occur in the development article,
+#    so data/realism.py reports coverage with and without this table;
+# 2. general knowledge of spun web text. No pair here was taken from the development article.
+NEWS_SPINNER: dict[str, list[tuple[str, float]]] = {
+    # 1. SPINNERS.md
+    "said": [("mentioned", 3.0), ("stated", 2.0)],
+    "told": [("instructed", 2.0), ("advised", 1.5)],
+    "organize": [("arrange", 2.0)],
+    "war": [("battle", 2.0)],
+    "question": [("query", 2.0)],
+    "officials": [("officers", 2.0)],
+    "comments": [("feedback", 2.0)],
+    "possible": [("doable", 2.0)],
+    "dangerous": [("harmful", 2.0)],
+    "nearly": [("practically", 2.0)],
+    "closely": [("intently", 2.0)],
+    "general": [("common", 2.0)],
+    "assembly": [("meeting", 2.0)],
+    "security": [("safety", 2.0)],
+    "house": [("home", 2.0)],
+    "news": [("information", 2.0)],
+    "foreign": [("international", 2.0)],
+    "action": [("motion", 2.0)],
+    "conference": [("convention", 2.0)],
+    # 2. general knowledge
+    "people": [("individuals", 3.0), ("folks", 1.0)],
+    "help": [("assist", 2.0)],
+    "helped": [("assisted", 2.0)],
+    "show": [("present", 1.5)],
+    "shows": [("exhibits", 1.0), ("reveals", 1.0)],
+    "big": [("massive", 2.0), ("huge", 1.0)],
+    "important": [("essential", 2.0), ("vital", 1.0)],
+    "need": [("want", 2.0), ("require", 1.0)],
+    "needs": [("wants", 2.0), ("requires", 1.0)],
+    "think": [("assume", 2.0), ("suppose", 1.0)],
+    "thinks": [("believes", 1.5), ("assumes", 1.0)],
+    "buy": [("purchase", 2.0)],
+    "bought": [("purchased", 2.0)],
+    "company": [("firm", 2.0), ("agency", 1.0)],
+    "companies": [("corporations", 1.5), ("firms", 1.5)],
+    "children": [("youngsters", 2.0), ("kids", 1.0)],
+    "car": [("automobile", 2.0), ("automotive", 1.0)],
+    "cars": [("automobiles", 2.0), ("vehicles", 1.0)],
+    "city": [("metropolis", 2.0)],
+    "several": [("a number of", 2.0)],
+    "expected": [("anticipated", 2.0)],
+    "continue": [("proceed", 2.0)],
+    "data": [("information", 2.0), ("knowledge", 1.0)],
+    "result": [("end result", 1.5), ("outcome", 1.0)],
+    "increased": [("elevated", 2.0)],
+    "announced": [("introduced", 2.0), ("declared", 1.0)],
+    "previously": [("beforehand", 2.0)],
+    "currently": [("presently", 2.0), ("at the moment", 1.0)],
+    "community": [("neighborhood", 2.0), ("group", 1.0)],
+    "business": [("enterprise", 2.0)],
+    "businesses": [("companies", 1.0), ("enterprises", 1.0)],
+    "students": [("college students", 2.0), ("pupils", 1.0)],
+    "school": [("faculty", 1.5), ("college", 1.0)],
+    "local": [("native", 2.0)],
+    "health": [("well being", 2.0)],
+    "government": [("authorities", 2.0)],
+    "team": [("group", 2.0), ("crew", 1.0)],
+    "got": [("received", 1.5), ("acquired", 1.0)],
+    "really": [("actually", 2.0), ("truly", 1.0)],
+    "problem": [("downside", 2.0), ("drawback", 1.0)],
+    "problems": [("issues", 2.0)],
+    "using": [("utilizing", 2.0)],
+    "allow": [("enable", 2.0), ("permit", 1.0)],
+    "major": [("main", 2.0)],
+    "large": [("giant", 2.0), ("massive", 1.0)],
+    "quickly": [("rapidly", 2.0), ("shortly", 1.0)],
+    "soon": [("quickly", 2.0)],
+    "attack": [("assault", 2.0)],
+    "attacks": [("assaults", 2.0)],
+    "court": [("courtroom", 2.0), ("court docket", 1.0)],
+    "law": [("regulation", 2.0), ("legislation", 1.0)],
+    "rules": [("guidelines", 2.0)],
+    "ahead of": [("forward of", 2.0)],
+    "price": [("value", 2.0), ("worth", 1.0)],
+    "prices": [("costs", 2.0)],
+    "national": [("nationwide", 2.0)],
+    "international": [("worldwide", 2.0)],
+}
+
 # Contractions, both ways (SPINNERS.md "Damage it leaves"). Keys use a straight apostrophe; the
 # spinner matches curly ones too and writes back the apostrophe style of the text.
 CONTRACTIONS: dict[str, str] = {
@@ -129,10 +219,21 @@ NO_FILLER_BEFORE = {"a", "an", "the", "not", "be", "been", "being", "to", "and",
                     "at", "that", "this", "it", "he", "she", "they", "we", "i", "you", "there"}
 
 
-def merged_rules() -> dict[str, list[tuple[str, float]]]:
-    """All weighted rule tables in one dict (zero-weight entries dropped)."""
+# Words no spinner swaps although thesauri list "synonyms" for them (Moby gives Tuesday -> Wednesday):
+# names of days and months. A model taught that they get swapped would "restore" dates in clean news.
+NEVER_SWAP = {
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february",
+    "march", "april", "june", "july", "august", "september", "october", "november", "december",
+    "yesterday", "today", "tomorrow", "tonight",
+}
+
+DEFAULT_TABLES = ("FUNCTION_WORDS", "PHRASES", "EXTRA_EXPANSIONS")
+
+
+def merged_rules(tables: tuple[str, ...] = DEFAULT_TABLES) -> dict[str, list[tuple[str, float]]]:
+    """The named weighted rule tables of this module in one dict (zero-weight entries dropped)."""
     out: dict[str, list[tuple[str, float]]] = {}
-    for table in (FUNCTION_WORDS, PHRASES, EXTRA_EXPANSIONS):
+    for table in (globals()[name] for name in tables):
         for k, cands in table.items():
             kept = []
             for c, w in cands:

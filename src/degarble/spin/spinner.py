@@ -27,6 +27,7 @@ from .._version import __version__
 from ..text import Token, compare_key, match_case, sentences, words
 from ..types import Edit, Spun
 from . import rules
+from .rules import DEFAULT_TABLES
 from .thesaurus import Thesaurus, load_thesaurus
 
 RATES: dict[str, float] = {"light": 0.08, "medium": 0.20, "heavy": 0.35}
@@ -50,22 +51,40 @@ class Profile:
     fillers: float = 0.05  # chance to insert a filler at each eligible slot
     phrase_bias: float = 1.0  # multiplier on candidates of two or more words
     rules: bool = True  # use the hand-written function-word and phrase rules
+    tables: tuple[str, ...] = DEFAULT_TABLES  # which rule tables of spin/rules.py
+    rule_bias: float = 1.0  # multiplier on the weights of rule-table candidates against the thesaurus
+    never_swap: bool = True  # leave day and month names alone (rules.NEVER_SWAP); False only in v1 profiles
     articles: float = 0.2  # chance to repair "a"/"an" before a swapped word (most spinners don't)
 
 
+_V1 = [
+    # the habits of the common content-farm spinner: swaps nearly anything it has an entry for
+    Profile("synonym-swap.v1", never_swap=False),
+    # a spinner that prefers paraphrases: more phrases, fillers and expanded contractions
+    Profile("phrase-heavy.v1", top_k=15, phrase_bias=3.0, fillers=0.12, contractions=0.9, articles=0.6,
+            never_swap=False),
+    # a cautious spinner: leaves quotes and names alone, takes the first synonym
+    Profile("first-synonym.v1", top_k=1, reuse=1.0, names=0.0, quotes=False, fillers=0.0, rate_jitter=0.2,
+            articles=0.0, never_swap=False),
+]
+#: Profiles replaced by a newer version: still accepted by name, so old signatures can be reproduced.
+RETIRED_PROFILES: dict[str, Profile] = {p.name: p for p in _V1}
+#: The current profiles ("all profiles" in training and evaluation).
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in [
-        # the habits of the common content-farm spinner: swaps nearly anything it has an entry for
-        Profile("synonym-swap.v1"),
-        # a spinner that prefers paraphrases: more phrases, fillers and expanded contractions
-        Profile("phrase-heavy.v1", top_k=15, phrase_bias=3.0, fillers=0.12, contractions=0.9, articles=0.6),
-        # a cautious spinner: leaves quotes and names alone, takes the first synonym
-        Profile("first-synonym.v1", top_k=1, reuse=1.0, names=0.0, quotes=False, fillers=0.0, rate_jitter=0.2,
-                articles=0.0),
+        # v2 of the three above: day and month names are never swapped (rules.NEVER_SWAP)
+        *(replace(p, name=p.name.replace(".v1", ".v2"), never_swap=True) for p in _V1),
+        # the commercial spinners content farms run: a favourite replacement per frequent news word
+        # (rules.NEWS_SPINNER) that outweighs the thesaurus, names swapped, choices kept all article long
+        Profile("content-farm.v1", rate=0.3, top_k=4, sharpness=2.0, reuse=0.95, names=0.9, fillers=0.03,
+                tables=DEFAULT_TABLES + ("NEWS_SPINNER",), rule_bias=3.0),
+        # a spinner with a large, loose thesaurus: any of 30 candidates, nearly uniformly; it teaches
+        # models the general shape of a swap rather than one table's favourites
+        Profile("wide-thesaurus.v1", top_k=30, sharpness=0.3, reuse=0.6),
     ]
 }
-DEFAULT_PROFILE = "synonym-swap.v1"
+DEFAULT_PROFILE = "synonym-swap.v2"
 
 # Titles before a person's name: the capitalised word after them is a name ("President Trump").
 _TITLES = {
@@ -107,7 +126,7 @@ def get_profile(profile: str | Profile) -> Profile:
     if isinstance(profile, Profile):
         return profile
     try:
-        return PROFILES[profile]
+        return PROFILES[profile] if profile in PROFILES else RETIRED_PROFILES[profile]
     except KeyError:
         raise ValueError(f"unknown spinner profile {profile!r}; available: {sorted(PROFILES)}") from None
 
@@ -130,7 +149,10 @@ class Spinner:
         self.rate = resolve_rate(rate, self.profile)
         self.seed = int(seed)
         self.thesaurus = thesaurus or load_thesaurus()
-        self.rules = rules.merged_rules() if self.profile.rules else {}
+        self.rules = {
+            k: [(c, w * self.profile.rule_bias) for c, w in cands]
+            for k, cands in (rules.merged_rules(self.profile.tables) if self.profile.rules else {}).items()
+        }
         self.max_n = max(self.thesaurus.max_key_words, 4)
 
     def signature(self) -> str:
@@ -151,6 +173,8 @@ class Spinner:
             if n == 1 and key in rules.NUMBER_WORDS and p.numbers > 0:
                 return [(rules.NUMBER_WORDS[key], 1.0)], "number"
         cands = list(self.rules.get(key, [])) + self.thesaurus.candidates(key)
+        if p.never_swap:
+            cands = [(c, w) for c, w in cands if c not in rules.NEVER_SWAP]
         if not cands:
             return None
         return cands, "word"
@@ -216,7 +240,9 @@ class Spinner:
         for i, t in enumerate(toks):
             w = t.text
             letters = [c for c in w if c.isalpha()]
-            if quoted[i] or not letters or any(c.isdigit() for c in w):
+            if quoted[i] or not letters or any(c.isdigit() for c in w) or (
+                self.profile.never_swap and compare_key(w) in rules.NEVER_SWAP
+            ):
                 prot.append(True)
                 continue
             if "." in w or (len(letters) > 1 and all(c.isupper() for c in letters) and not caps_ctx[i]):
