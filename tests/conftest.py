@@ -133,7 +133,7 @@ def tiny_full_bundle(tmp_path_factory, sample_paragraphs) -> Path:
         root / "bundle",
         # threshold 0 and word_threshold 0: every word flagged, so the restorer runs everywhere
         {"name": "tiny-full", "detector": {"threshold": 0.0, "word_threshold": 0.0, "max_length": 32, "stride": 8},
-         "restorer": {"min_score": 0.0, "max_words": 12, "max_length": 48},
+         "restorer": {"min_score": 0.0, "max_words": 12, "max_length": 48, "kind": "span-infilling EncoderDecoderModel"},
          "spin_signature": "spin:synonym-swap.v1|test"},
         {"detector": det, "restorer": res},
     ).root

@@ -119,3 +119,10 @@ def test_bench_usage_errors(tmp_path, capsys):
     bench.add_bench_arguments(p)
     assert bench.run_bench_from_args(p.parse_args(["--corpus", str(tmp_path / "none.jsonl")])) == 2
     assert bench.run_bench_from_args(p.parse_args(["--articles", "0"])) == 2
+
+
+def test_plain_pipeline_runs_a_span_infilling_restorer(tiny_full_bundle):
+    system = bench.plain_pipeline_system(tiny_full_bundle, batch_size=4)
+    assert system.info["restorer"]["task"].startswith("generate() on every sentence with a detector-pipeline span")
+    out = system.restore(["The Common Meeting will vote. The White Home said so.", "Short."])
+    assert len(out) == 2 and all(isinstance(x, str) for x in out)

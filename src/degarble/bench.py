@@ -212,7 +212,9 @@ def plain_pipeline_system(bundle: str | os.PathLike | None, batch_size: int = 8)
     if manifest.restorer is not None:
         rdir = manifest.part_dir("restorer")
         cfg = AutoConfig.from_pretrained(rdir, local_files_only=True)
-        if getattr(cfg, "is_encoder_decoder", False):
+        if str(manifest.restorer.get("kind", "")).startswith("span-infilling"):
+            restore_fn, info["restorer"] = _plain_span_infiller(rdir, det_pipe, batch_size)
+        elif getattr(cfg, "is_encoder_decoder", False):
             tok = AutoTokenizer.from_pretrained(rdir, local_files_only=True)
             model = AutoModelForSeq2SeqLM.from_pretrained(rdir, local_files_only=True).eval()
             prefix = manifest.restorer.get("source_prefix", "")
@@ -245,6 +247,41 @@ def plain_pipeline_system(bundle: str | os.PathLike | None, batch_size: int = 8)
             restore_fn = restore
             info["restorer"] = {"task": "token-classification", **res_info}
     return _PlainSystem(detect, restore_fn, info)
+
+
+def _plain_span_infiller(rdir, det_pipe, batch_size: int):
+    """The span-infilling restorer the plain way: the detector pipeline's spans, then
+    ``model.generate()`` (fp32, default settings) on every sentence holding one, in article order."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from .models.restorer import encode_source, span_infiller_class
+
+    tok = AutoTokenizer.from_pretrained(rdir, local_files_only=True)
+    model = span_infiller_class().from_pretrained(rdir, local_files_only=True, dtype=torch.float32).eval()
+
+    def restore(texts: list[str]) -> list[str]:
+        out = []
+        for text, ents in zip(texts, det_pipe(list(texts), batch_size=batch_size)):
+            spans = [(e["start"], e["end"]) for e in ents if e.get("entity_group") == "spun"]
+            srcs = []
+            for a, b in sentences(text):
+                inside = [(s - a, e - a) for s, e in spans if a <= s and e <= b]
+                if inside:
+                    srcs.append(encode_source(tok, text[a:b], inside))
+            gen = []
+            for i in range(0, len(srcs), batch_size):
+                chunk = srcs[i : i + batch_size]
+                ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(x) for x in chunk], batch_first=True,
+                                                      padding_value=tok.pad_token_id)
+                with torch.inference_mode():
+                    res = model.generate(input_ids=ids, attention_mask=(ids != tok.pad_token_id).long(),
+                                         max_new_tokens=64)
+                gen += tok.batch_decode(res, skip_special_tokens=True)
+            out.append(" | ".join(gen))
+        return out
+
+    return restore, {"task": "generate() on every sentence with a detector-pipeline span, fp32, no batching by length"}
 
 
 # ------------------------------------------------------------------------------------------
