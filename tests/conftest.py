@@ -37,14 +37,9 @@ def sample_paragraphs() -> list[str]:
     return [json.loads(line)["text"] for line in SAMPLE.open(encoding="utf-8")]
 
 
-def make_tiny_detector_dir(out: Path, texts: list[str]) -> Path:
-    """A 2-layer, 32-wide BERT token classifier with a word-level vocabulary from ``texts``.
-
-    The vocabulary has MiniLM's marker entries ([unused0..2]), so it also serves as the base
-    model of a tiny restorer training run.
-    """
-    import torch
-    from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
+def _tiny_tokenizer(out: Path, texts: list[str]):
+    """A word-level BERT tokenizer saved in ``out``: the words of ``texts``, characters, MiniLM's markers."""
+    from transformers import BertTokenizerFast
 
     from degarble.text import words
 
@@ -55,12 +50,25 @@ def make_tiny_detector_dir(out: Path, texts: list[str]) -> Path:
             if w.text not in seen:
                 seen.add(w.text)
                 vocab.append(w.text)
-    vocab += [c for c in "abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"()-&%" if c not in seen]
+    vocab += [c for c in "abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"()-&%’" if c not in seen]
     vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
     out.mkdir(parents=True, exist_ok=True)
     (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     # from_pretrained reads vocab.txt; transformers 5's BertTokenizerFast(vocab_file=...) ignores it
-    tok = BertTokenizerFast.from_pretrained(str(out), do_lower_case=True)
+    return BertTokenizerFast.from_pretrained(str(out), do_lower_case=True)
+
+
+def make_tiny_detector_dir(out: Path, texts: list[str]) -> Path:
+    """A 2-layer, 32-wide BERT token classifier with a word-level vocabulary from ``texts``.
+
+    The vocabulary has MiniLM's marker entries ([unused0..2]), so it also serves as the base
+    model of a tiny restorer training run.
+    """
+    import torch
+    from transformers import BertConfig, BertForTokenClassification
+
+    tok = _tiny_tokenizer(out, texts)
+    vocab = tok.get_vocab()
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                      intermediate_size=64, max_position_embeddings=512, num_labels=2)
@@ -92,24 +100,12 @@ def make_tiny_restorer_dir(out: Path, texts: list[str]) -> Path:
     MiniLM's does.
     """
     import torch
-    from transformers import BertConfig, BertLMHeadModel, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertLMHeadModel, BertModel
 
     from degarble.models.restorer import assemble_span_infiller
-    from degarble.text import words
 
-    vocab = ["[PAD]", "[unused0]", "[unused1]", "[unused2]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    seen = set(vocab)
-    for t in texts:
-        for w in words(t.lower()):
-            if w.text not in seen:
-                seen.add(w.text)
-                vocab.append(w.text)
-    vocab += [c for c in "abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"()-&%’" if c not in seen]
-    vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    # from_pretrained reads vocab.txt; transformers 5's BertTokenizerFast(vocab_file=...) ignores it
-    tok = BertTokenizerFast.from_pretrained(str(out), do_lower_case=True)
+    tok = _tiny_tokenizer(out, texts)
+    vocab = tok.get_vocab()
     torch.manual_seed(0)
     common = dict(vocab_size=len(vocab), hidden_size=32, num_attention_heads=2, intermediate_size=64,
                   max_position_embeddings=512)

@@ -15,7 +15,6 @@ is the open-licence train split (Wikinews CC BY 2.5, Wikipedia CC BY-SA 3.0) bui
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -23,7 +22,6 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from calibrate_detector import (  # training/ is on sys.path for its scripts
@@ -31,13 +29,12 @@ from calibrate_detector import (  # training/ is on sys.path for its scripts
     gold_word_labels,
     validation_groups,
 )
+from common import REPO, LengthBatches, parse_config, read_texts  # training/ is on sys.path
 
 from degarble.models.detector import IGNORE, Detector, encode_words
 from degarble.seed import set_seed
 from degarble.spin import PROFILES, RATES, Spinner
 from degarble.text import sentences, words
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 # -----------------------------------------------------------------------------------------------
@@ -72,36 +69,7 @@ class TrainConfig:
     resume: bool = False
 
 
-def parse_config(argv=None) -> TrainConfig:
-    """Defaults, then a JSON --config file, then --key value flags (types follow the defaults)."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", type=Path)
-    for f in dataclasses.fields(TrainConfig):
-        kind = {"bool": "bool", "list": "list"}.get(str(f.type), None)
-        if kind == "bool":
-            ap.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=None)
-        elif kind == "list":
-            ap.add_argument(f"--{f.name}", type=json.loads, default=None, help="JSON list")
-        else:
-            ap.add_argument(f"--{f.name}", type={"int": int, "float": float}.get(str(f.type), str), default=None)
-    args = ap.parse_args(argv)
-    cfg = TrainConfig()
-    if args.config:
-        for k, v in json.loads(args.config.read_text()).items():
-            if not hasattr(cfg, k):
-                sys.exit(f"error: unknown config key {k!r} in {args.config}")
-            setattr(cfg, k, v)
-    for f in dataclasses.fields(TrainConfig):
-        v = getattr(args, f.name)
-        if v is not None:
-            setattr(cfg, f.name, v)
-    unknown = [p for p in cfg.profiles if p not in PROFILES]
-    if unknown:
-        sys.exit(f"error: unknown profiles {unknown}; available: {sorted(PROFILES)}")
-    return cfg
-
-
-cfg = parse_config()
+cfg = parse_config(TrainConfig, __doc__.split("\n\n")[0])
 set_seed(cfg.seed)
 if cfg.threads:
     torch.set_num_threads(cfg.threads)
@@ -112,16 +80,6 @@ print(json.dumps(dataclasses.asdict(cfg)), flush=True)
 
 # -----------------------------------------------------------------------------------------------
 # data: paragraphs -> pieces of whole sentences; each step spins a fresh batch of pieces
-def read_texts(path: str) -> list[str]:
-    import datasets
-
-    p = REPO / path
-    if not p.is_file():
-        sys.exit(f"error: {p} not found; build the corpus first: python data/build_corpus.py")
-    ds = datasets.load_dataset("json", data_files=str(p), split="train")
-    return [t for t in ds["text"] if t and t.strip()]
-
-
 def pieces_of(paragraph: str, max_words: int) -> list[str]:
     """Consecutive whole sentences, up to ``max_words`` words each."""
     out, cur, n = [], [], 0
@@ -144,7 +102,7 @@ spinners = {(p, r): Spinner(p, rate=r, seed=0) for p in cfg.profiles for r in cf
 data_rng = random.Random(cfg.seed)
 
 
-def sample_example(step_seed: int):
+def sample_example(step: int, k: int):
     """One training window: a random piece, spun by a random profile and rate (or left clean)."""
     para = train_texts[data_rng.randrange(len(train_texts))]
     piece = data_rng.choice(pieces_of(para, cfg.max_words))
@@ -153,7 +111,7 @@ def sample_example(step_seed: int):
         text = piece
     else:
         sp = spinners[(data_rng.choice(cfg.profiles), data_rng.choice(cfg.rates))]
-        sp.seed = step_seed  # a fresh spin of the same text every time it comes back
+        sp.seed = cfg.seed * 1_000_003 + step * 997 + k  # a fresh spin of the same text every time
         spun = sp.spin(piece)
         toks, labels = words(spun.text), gold_word_labels(spun)
         text = spun.text
@@ -161,30 +119,6 @@ def sample_example(step_seed: int):
         return None
     win = encode_words(tokenizer, text, toks, cfg.max_length, cfg.stride, labels)[0]
     return win
-
-
-def next_batches(step: int) -> list[list]:
-    """``bucket`` batches of windows of similar length, in random order.
-
-    Sorting a pool by length before cutting it into batches keeps padding small, which on this
-    CPU is worth more than any other speed-up of the loop.
-    """
-    global bad_examples
-    pool, k = [], 0
-    while len(pool) < cfg.batch_size * cfg.bucket:
-        k += 1
-        try:
-            w = sample_example(step_seed=cfg.seed * 1_000_003 + step * 997 + k)
-        except Exception as e:  # a spinner bug must not end an hour-long run; it is logged and counted
-            bad_examples += 1
-            print(f"skipped an example ({bad_examples} so far): {type(e).__name__}: {e}", flush=True)
-            continue
-        if w is not None:
-            pool.append(w)
-    pool.sort(key=lambda w: len(w.input_ids))
-    batches = [pool[i : i + cfg.batch_size] for i in range(0, len(pool), cfg.batch_size)]
-    data_rng.shuffle(batches)
-    return batches
 
 
 def collate(wins):
@@ -198,6 +132,9 @@ def collate(wins):
         mask[r, :n] = 1
         labels[r, :n] = torch.tensor(w.labels)
     return ids, mask, labels  # each (B, T)
+
+
+batches = LengthBatches(sample_example, lambda w: len(w.input_ids), cfg.batch_size, cfg.bucket, data_rng)
 
 
 # -----------------------------------------------------------------------------------------------
@@ -219,11 +156,12 @@ model = AutoModelForTokenClassification.from_pretrained(
     local_files_only=True,
 )
 opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-step, best, pending = 0, {"token_f1": -1.0}, []
+step, best = 0, {"token_f1": -1.0}
 if start_from == last_dir:
     state = torch.load(last_dir / "trainer_state.pt", weights_only=False)
     opt.load_state_dict(state["optimizer"])
-    step, best, pending = state["step"], state["best"], state.get("pending", [])
+    step, best = state["step"], state["best"]
+    batches.pending = state.get("pending", [])
     data_rng.setstate(state["data_rng"])
     torch.set_rng_state(state["torch_rng"])
     print(f"resumed at step {step}", flush=True)
@@ -258,7 +196,7 @@ def validate() -> dict:
 def save_last():
     model.save_pretrained(last_dir)
     tokenizer.save_pretrained(last_dir)
-    torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "pending": pending,
+    torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "pending": batches.pending,
                 "data_rng": data_rng.getstate(),
                 "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg)}, last_dir / "trainer_state.pt")
 
@@ -268,15 +206,12 @@ def save_last():
 model.train()
 t0 = time.time()
 seen = 0
-bad_examples = 0
 log_loss = 0.0
 while True:
     elapsed = (time.time() - t0) / 60
     if (cfg.max_steps and step >= cfg.max_steps) or (not cfg.max_steps and elapsed >= cfg.max_minutes):
         break
-    if not pending:
-        pending = next_batches(step)
-    wins = pending.pop()
+    wins = batches.next(step)
     ids, mask, labels = collate(wins)
     for g in opt.param_groups:
         g["lr"] = lr_at(step)

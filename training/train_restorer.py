@@ -21,7 +21,6 @@ restorer learns to leave a wrongly flagged word alone.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -29,9 +28,9 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
+from common import REPO, LengthBatches, parse_config, read_texts  # training/ is on sys.path
 from transformers.models.encoder_decoder.modeling_encoder_decoder import shift_tokens_right
 
 from degarble.edits import apply_edits
@@ -47,8 +46,6 @@ from degarble.seed import set_seed
 from degarble.spin import PROFILES, RATES, Spinner
 from degarble.text import compare_key, words
 from degarble.types import Edit
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 # -----------------------------------------------------------------------------------------------
@@ -84,36 +81,7 @@ class TrainConfig:
     resume: bool = False
 
 
-def parse_config(argv=None) -> TrainConfig:
-    """Defaults, then a JSON --config file, then --key value flags (types follow the defaults)."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", type=Path)
-    for f in dataclasses.fields(TrainConfig):
-        kind = {"bool": "bool", "list": "list"}.get(str(f.type), None)
-        if kind == "bool":
-            ap.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=None)
-        elif kind == "list":
-            ap.add_argument(f"--{f.name}", type=json.loads, default=None, help="JSON list")
-        else:
-            ap.add_argument(f"--{f.name}", type={"int": int, "float": float}.get(str(f.type), str), default=None)
-    args = ap.parse_args(argv)
-    cfg = TrainConfig()
-    if args.config:
-        for k, v in json.loads(args.config.read_text()).items():
-            if not hasattr(cfg, k):
-                sys.exit(f"error: unknown config key {k!r} in {args.config}")
-            setattr(cfg, k, v)
-    for f in dataclasses.fields(TrainConfig):
-        v = getattr(args, f.name)
-        if v is not None:
-            setattr(cfg, f.name, v)
-    unknown = [p for p in cfg.profiles if p not in PROFILES]
-    if unknown:
-        sys.exit(f"error: unknown profiles {unknown}; available: {sorted(PROFILES)}")
-    return cfg
-
-
-cfg = parse_config()
+cfg = parse_config(TrainConfig, __doc__.split("\n\n")[0])
 set_seed(cfg.seed)
 if cfg.threads:
     torch.set_num_threads(cfg.threads)
@@ -124,16 +92,6 @@ print(json.dumps(dataclasses.asdict(cfg)), flush=True)
 
 # -----------------------------------------------------------------------------------------------
 # data: paragraphs -> pieces (the inference segmentation); each step spins a fresh batch
-def read_texts(path: str) -> list[str]:
-    import datasets
-
-    p = REPO / path
-    if not p.is_file():
-        sys.exit(f"error: {p} not found; build the corpus first: python data/build_corpus.py")
-    ds = datasets.load_dataset("json", data_files=str(p), split="train")
-    return [t for t in ds["text"] if t and t.strip()]
-
-
 def pieces_of(paragraph: str) -> list[str]:
     return [paragraph[a:b] for a, b in segments(paragraph, cfg.max_words)]
 
@@ -175,14 +133,14 @@ spinners = {(p, r): Spinner(p, rate=r, seed=0) for p in cfg.profiles for r in cf
 data_rng = random.Random(cfg.seed)
 
 
-def sample_example(step_seed: int):
+def sample_example(step: int, k: int):
     """One training pair: a random piece, spun by a random profile and rate (or left clean), marked."""
     piece = data_rng.choice(pieces_of(train_texts[data_rng.randrange(len(train_texts))]))
     if data_rng.random() < cfg.clean_share:
         text, edits = piece, []
     else:
         sp = spinners[(data_rng.choice(cfg.profiles), data_rng.choice(cfg.rates))]
-        sp.seed = step_seed  # a fresh spin of the same text every time it comes back
+        sp.seed = cfg.seed * 1_000_003 + step * 997 + k  # a fresh spin of the same text every time
         spun = sp.spin(piece)
         text, edits = spun.text, spun.edits
     spans, targets, _ = marked_spans(text, edits, data_rng, cfg.miss_rate, cfg.fp_rate)
@@ -192,24 +150,6 @@ def sample_example(step_seed: int):
     if len(src) > cfg.max_length:
         return None
     return src, encode_target(tokenizer, targets)
-
-
-def next_batches(step: int) -> list[list]:
-    """``bucket`` batches of examples of similar length, in random order.
-
-    Sorting a pool by length before cutting it into batches keeps padding small: on this CPU it
-    about doubles the pieces per second against batches of random lengths.
-    """
-    pool, k = [], 0
-    while len(pool) < cfg.batch_size * cfg.bucket:
-        ex = sample_example(step_seed=cfg.seed * 1_000_003 + step * 997 + k)
-        k += 1
-        if ex is not None:
-            pool.append(ex)
-    pool.sort(key=lambda e: (len(e[0]), len(e[1])))
-    batches = [pool[i : i + cfg.batch_size] for i in range(0, len(pool), cfg.batch_size)]
-    data_rng.shuffle(batches)
-    return batches
 
 
 def collate(examples):
@@ -223,6 +163,9 @@ def collate(examples):
         mask[r, : len(s)] = 1
         labels[r, : len(t)] = torch.tensor(t)
     return ids, mask, labels  # (B, S), (B, S), (B, T)
+
+
+batches = LengthBatches(sample_example, lambda e: (len(e[0]), len(e[1])), cfg.batch_size, cfg.bucket, data_rng)
 
 
 # validation: pieces spun at the medium rate by every profile, marked exactly (no misses, with the
@@ -263,11 +206,12 @@ dec_params = [p for n, p in model.named_parameters() if not n.startswith("encode
 opt = torch.optim.AdamW([{"params": enc_params, "lr": cfg.lr, "base": cfg.lr},
                          {"params": dec_params, "lr": cfg.decoder_lr, "base": cfg.decoder_lr}],
                         weight_decay=cfg.weight_decay)
-step, best, pending = 0, {"span_accuracy": -1.0}, []
+step, best = 0, {"span_accuracy": -1.0}
 if cfg.resume and (last_dir / "trainer_state.pt").is_file():
     state = torch.load(last_dir / "trainer_state.pt", weights_only=False)
     opt.load_state_dict(state["optimizer"])
-    step, best, pending = state["step"], state["best"], state.get("pending", [])
+    step, best = state["step"], state["best"]
+    batches.pending = state.get("pending", [])
     data_rng.setstate(state["data_rng"])
     torch.set_rng_state(state["torch_rng"])
     print(f"resumed at step {step}", flush=True)
@@ -310,7 +254,7 @@ def validate() -> dict:
 def save_last():
     model.save_pretrained(last_dir)
     tokenizer.save_pretrained(last_dir)
-    torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "pending": pending,
+    torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "pending": batches.pending,
                 "data_rng": data_rng.getstate(),
                 "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg)}, last_dir / "trainer_state.pt")
 
@@ -325,9 +269,7 @@ while True:
     elapsed = (time.time() - t0) / 60
     if (cfg.max_steps and step >= cfg.max_steps) or (not cfg.max_steps and elapsed >= cfg.max_minutes):
         break
-    if not pending:
-        pending = next_batches(step)
-    batch = pending.pop()
+    batch = batches.next(step)
     ids, mask, labels = collate(batch)
     for g in opt.param_groups:
         g["lr"] = g["base"] * lr_factor(step)

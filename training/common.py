@@ -1,0 +1,99 @@
+"""What the training scripts share: config parsing, reading a split, batches grouped by length.
+
+The scripts put ``training/`` on ``sys.path`` (Python does, for the script's own folder), so they
+import this as ``common``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from degarble.spin import PROFILES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_config(cls, description: str, argv=None):
+    """Defaults of the dataclass ``cls``, then a JSON ``--config`` file, then ``--key value`` flags.
+
+    Flag types follow the defaults; lists are given as JSON. Unknown keys and unknown spinner
+    profiles are errors.
+    """
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--config", type=Path)
+    for f in dataclasses.fields(cls):
+        kind = str(f.type)
+        if kind == "bool":
+            ap.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=None)
+        elif kind == "list":
+            ap.add_argument(f"--{f.name}", type=json.loads, default=None, help="JSON list")
+        else:
+            ap.add_argument(f"--{f.name}", type={"int": int, "float": float}.get(kind, str), default=None)
+    args = ap.parse_args(argv)
+    cfg = cls()
+    if args.config:
+        for k, v in json.loads(args.config.read_text()).items():
+            if not hasattr(cfg, k):
+                sys.exit(f"error: unknown config key {k!r} in {args.config}")
+            setattr(cfg, k, v)
+    for f in dataclasses.fields(cls):
+        v = getattr(args, f.name)
+        if v is not None:
+            setattr(cfg, f.name, v)
+    unknown = [p for p in cfg.profiles if p not in PROFILES]
+    if unknown:
+        sys.exit(f"error: unknown profiles {unknown}; available: {sorted(PROFILES)}")
+    return cfg
+
+
+def read_texts(path: str) -> list[str]:
+    """The non-blank ``text`` fields of a JSON Lines split (a path relative to the repository)."""
+    import datasets
+
+    p = REPO / path
+    if not p.is_file():
+        sys.exit(f"error: {p} not found; build the corpus first: python data/build_corpus.py")
+    ds = datasets.load_dataset("json", data_files=str(p), split="train")
+    return [t for t in ds["text"] if t and t.strip()]
+
+
+class LengthBatches:
+    """Batches of examples of similar length, in random order: ``next()`` gives one batch.
+
+    ``bucket`` batches are drawn at once, sorted by ``length`` and cut into batches, so padding
+    stays small: on this CPU that about doubled the examples per second against random lengths.
+    ``sample(k)`` makes example ``k`` of a draw (``None`` to skip it); an exception in it (a
+    spinner bug) is logged and counted rather than ending an hour-long run. ``pending`` is part
+    of the training state, so a resumed run continues with the same batches.
+    """
+
+    def __init__(self, sample: Callable[[int, int], object], length: Callable[[object], tuple | int],
+                 batch_size: int, bucket: int, rng: random.Random):
+        self.sample, self.length, self.rng = sample, length, rng
+        self.batch_size, self.bucket = batch_size, bucket
+        self.pending: list[list] = []
+        self.failures = 0
+
+    def next(self, step: int) -> list:
+        if not self.pending:
+            pool, k = [], 0
+            while len(pool) < self.batch_size * self.bucket:
+                k += 1
+                try:
+                    ex = self.sample(step, k)
+                except Exception as e:
+                    self.failures += 1
+                    print(f"skipped an example ({self.failures} so far): {type(e).__name__}: {e}", flush=True)
+                    continue
+                if ex is not None:
+                    pool.append(ex)
+            pool.sort(key=self.length)
+            self.pending = [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+            self.rng.shuffle(self.pending)
+        return self.pending.pop()
