@@ -43,7 +43,9 @@ def _tiny_tokenizer(out: Path, texts: list[str]):
 
     from degarble.text import words
 
-    vocab = ["[PAD]", "[unused0]", "[unused1]", "[unused2]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    # MiniLM's vocabulary starts [PAD], [unused0..98], [UNK], [CLS], [SEP], [MASK]; the restorer's
+    # close marker and sentinels are [unused1..65]
+    vocab = ["[PAD]", *(f"[unused{k}]" for k in range(66)), "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     seen = set(vocab)
     for t in texts:
         for w in words(t.lower()):
@@ -61,7 +63,7 @@ def _tiny_tokenizer(out: Path, texts: list[str]):
 def make_tiny_detector_dir(out: Path, texts: list[str]) -> Path:
     """A 2-layer, 32-wide BERT token classifier with a word-level vocabulary from ``texts``.
 
-    The vocabulary has MiniLM's marker entries ([unused0..2]), so it also serves as the base
+    The vocabulary has MiniLM's marker entries ([unused0..65]), so it also serves as the base
     model of a tiny restorer training run.
     """
     import torch
@@ -96,7 +98,7 @@ def tiny_bundle(tmp_path_factory, sample_paragraphs) -> Path:
 def make_tiny_restorer_dir(out: Path, texts: list[str]) -> Path:
     """A tiny random-weight span infiller (2-layer encoder, 1-layer decoder, 32 wide) saved to ``out``.
 
-    Its word-level vocabulary starts with the restorer's marker entries ([unused0..2]), as
+    Its word-level vocabulary starts with the restorer's marker entries ([unused0..65]), as
     MiniLM's does.
     """
     import torch

@@ -94,12 +94,26 @@ def test_encode_source_wraps_each_span_in_markers(tiny_restorer):
     tok = tiny_restorer.tokenizer
     text = "the minister said the meeting was possible"
     ids = encode_source(tok, text, [(4, 12), (18, 29)])
-    assert tok.convert_ids_to_tokens(ids) == [
-        "[CLS]", "the", "[unused0]", "minister", "[unused1]", "said", "[unused0]", "the", "meeting", "[unused1]",
+    assert tok.convert_ids_to_tokens(ids) == [  # span k: sentinel [unused{k+2}], close marker [unused1]
+        "[CLS]", "the", "[unused2]", "minister", "[unused1]", "said", "[unused3]", "the", "meeting", "[unused1]",
         "was", "possible", "[SEP]",
     ]
     tgt = encode_target(tok, ["official", "", "the minister"])  # an empty target: a deleted word
-    assert tok.convert_ids_to_tokens(tgt) == ["official", "[unused2]", "[unused2]", "the", "minister", "[SEP]"]
+    assert tok.convert_ids_to_tokens(tgt) == [
+        "[unused2]", "official", "[unused3]", "[unused4]", "the", "minister", "[SEP]",
+    ]
+
+
+def test_split_output_reads_replacements_by_sentinel(tiny_restorer):
+    import math
+
+    tok = tiny_restorer.tokenizer
+    ids = tok.convert_tokens_to_ids(["[unused2]", "official", "[unused4]", "the", "minister", "[SEP]"])
+    lps = [0.0, math.log(0.5), math.log(0.8), 0.0, math.log(0.5), math.log(0.5)]
+    out = tiny_restorer._split_output(ids, lps, 3)
+    assert out[0] == ("official", pytest.approx(0.4))  # its word and the sentinel that ends it
+    assert out[1] == (None, 0.0)  # no sentinel for span 1: left alone
+    assert out[2] == ("the minister", pytest.approx(0.25))
 
 
 def test_detokenize_joins_apostrophes_hyphens_and_initials(tiny_restorer):
@@ -204,10 +218,17 @@ def test_cli_restore_on_tiny_bundle(tiny_full_bundle, tmp_path, capsys):
     edits = [Edit(**e) for e in rows[0]["edits"]]
     assert apply_edits(rows[0]["text"], edits) == rows[0]["restored"]
     assert [json.loads(line)["line"] for line in errs.read_text().splitlines()] == [2, 3]
+    capsys.readouterr()
+    # the diff view lists exactly the edits of the JSON output, one "before → after" line each
+    assert main(["restore", str(inp), "--format", "diff", "--model", str(tiny_full_bundle)]) == 1
+    shown = capsys.readouterr().out
+    n = len(edits)
+    assert f": {n} change{'s' if n != 1 else ''}" in shown
+    assert shown.count(" → ") == n
     txt = tmp_path / "story.txt"
     txt.write_text(TEXTS[1], encoding="utf-8")
-    assert main(["restore", str(txt), "--format", "diff", "--model", str(tiny_full_bundle)]) == 0
-    assert "→" in capsys.readouterr().out
+    assert main(["restore", str(txt), "--format", "text", "--model", str(tiny_full_bundle)]) == 0
+    assert capsys.readouterr().out.strip() == degarble.load(tiny_full_bundle).restore([TEXTS[1]])[0].text.strip()
 
 
 # --- the shipped model ----------------------------------------------------------------------------

@@ -5,8 +5,13 @@ text (whole sentences, up to ``max_words`` words) in which every flagged span is
 marker tokens; the decoder writes only the replacements, one after the other, separated by a
 separator token::
 
-    encoder: [CLS] ... deputy <s> overseas </s> minister <s> instructed </s> state media ... [SEP]
-    decoder: [CLS] foreign <sep> told [SEP]
+    encoder: [CLS] ... deputy <s0> overseas </s> minister <s1> instructed </s> state media ... [SEP]
+    decoder: [CLS] <s0> foreign <s1> told [SEP]
+
+Each span has its own numbered sentinel, in the input and before its replacement in the output,
+as in T5's span corruption: the decoder finds the span it is writing by matching the sentinel it
+just wrote (a first version with one shared separator had restored 0.6 % of spans after 500 steps,
+because the decoder had to count spans to know which one came next).
 
 Only the replacement is generated, never the whole sentence, so the model does not have to
 learn to copy (the slow road on a CPU, see ``shared/docs/MEASUREMENTS.md``) and everything
@@ -35,7 +40,9 @@ from ..types import Detection, Edit, Restoration
 
 # Vocabulary entries of the MiniLM (BERT uncased) vocabulary used as markers. They exist in the
 # vocabulary but the tokenizer splits the strings, so ids are inserted directly (never tokenized).
-OPEN, CLOSE, SEP = "[unused0]", "[unused1]", "[unused2]"
+MAX_SPANS = 64  # sentinels per model input; a piece with more spans is split
+CLOSE = "[unused1]"
+SENTINELS = tuple(f"[unused{k}]" for k in range(2, 2 + MAX_SPANS))
 
 
 # ---- segmenting --------------------------------------------------------------------------------
@@ -103,37 +110,36 @@ def merge_flagged(text: str, toks: list[Token], flags: list[bool]) -> list[tuple
 
 
 # ---- encoding ------------------------------------------------------------------------------------
-def marker_ids(tokenizer) -> tuple[int, int, int]:
-    """Vocabulary ids of the open, close and separator markers."""
-    ids = tokenizer.convert_tokens_to_ids([OPEN, CLOSE, SEP])
+def marker_ids(tokenizer) -> tuple[int, list[int]]:
+    """Vocabulary ids of the close marker and of the sentinels (span 0, 1, ...)."""
+    ids = tokenizer.convert_tokens_to_ids([CLOSE, *SENTINELS])
     if any(i is None or i == tokenizer.unk_token_id for i in ids):
-        raise ValueError(f"tokenizer has no {OPEN}/{CLOSE}/{SEP} entries; the restorer needs a BERT-style vocabulary")
-    return tuple(ids)
+        raise ValueError(f"tokenizer has no {CLOSE}..{SENTINELS[-1]} entries; the restorer needs a BERT-style vocabulary")
+    return ids[0], ids[1:]
 
 
 def encode_source(tokenizer, text: str, spans: list[tuple[int, int]]) -> list[int]:
-    """Token ids of ``text`` with each character span in ``spans`` wrapped in markers.
+    """Token ids of ``text`` with span ``k`` of ``spans`` wrapped in sentinel ``k`` and the close marker.
 
-    ``spans`` are sorted, non-overlapping and word-aligned. Returns ``[CLS] ... [SEP]``.
+    ``spans`` (at most :data:`MAX_SPANS`) are sorted, non-overlapping and word-aligned.
+    Returns ``[CLS] ... [SEP]``.
     """
-    o, c, _ = marker_ids(tokenizer)
+    close, sentinels = marker_ids(tokenizer)
     ids = [tokenizer.cls_token_id]
     pos = 0
-    for a, b in spans:
-        ids += _ids(tokenizer, text[pos:a]) + [o] + _ids(tokenizer, text[a:b]) + [c]
+    for k, (a, b) in enumerate(spans):
+        ids += _ids(tokenizer, text[pos:a]) + [sentinels[k]] + _ids(tokenizer, text[a:b]) + [close]
         pos = b
     ids += _ids(tokenizer, text[pos:]) + [tokenizer.sep_token_id]
     return ids
 
 
 def encode_target(tokenizer, replacements: list[str]) -> list[int]:
-    """Decoder labels: the replacements separated by the separator marker, then ``[SEP]`` (end)."""
-    _, _, s = marker_ids(tokenizer)
+    """Decoder labels: sentinel ``k`` then replacement ``k``, for each span, then ``[SEP]`` (end)."""
+    _, sentinels = marker_ids(tokenizer)
     ids: list[int] = []
     for k, r in enumerate(replacements):
-        if k:
-            ids.append(s)
-        ids += _ids(tokenizer, r)
+        ids += [sentinels[k]] + _ids(tokenizer, r)
     return ids + [tokenizer.sep_token_id]
 
 
@@ -218,7 +224,7 @@ class Restorer:
         self.num_beams = int(num_beams)
         self.bf16 = cpu_has_bf16() if bf16 is None else bf16
         self._torch = torch
-        self._sep = marker_ids(tokenizer)[2]
+        self._sentinel_index = {t: k for k, t in enumerate(marker_ids(tokenizer)[1])}
 
     @classmethod
     def from_dir(cls, path: str | Path, **settings) -> Restorer:
@@ -272,8 +278,8 @@ class Restorer:
         return results
 
     def _encode_within_limit(self, k, text, spans, first=0):
-        ids = encode_source(self.tokenizer, text, spans)
-        if len(ids) <= self.max_length or len(spans) <= 1:
+        ids = encode_source(self.tokenizer, text, spans[:MAX_SPANS])
+        if (len(ids) <= self.max_length and len(spans) <= MAX_SPANS) or len(spans) <= 1:
             if len(ids) > self.max_length:
                 # one span in a piece too long: keep a window of words around it
                 a, b = spans[0]
@@ -289,26 +295,32 @@ class Restorer:
             k, text, spans[h:], first + h
         )
 
-    def _split_output(self, toks: list[int], lps: list[float], n: int) -> list[tuple[str, float]]:
-        """Generated ids -> ``n`` (replacement, probability) pairs, split at the separator."""
+    def _split_output(self, toks: list[int], lps: list[float], n: int) -> list[tuple[str | None, float]]:
+        """Generated ids -> ``n`` (replacement, probability) pairs, one per sentinel.
+
+        A replacement's probability is that of its words and of the token that ends it (the next
+        sentinel or the end), so a replacement cut short scores low. A span whose sentinel never
+        comes out is left alone: ``(None, 0.0)``.
+        """
         import math
 
-        segs: list[tuple[list[int], float]] = [([], 0.0)]
+        segs: dict[int, tuple[list[int], float]] = {}
+        cur = None
         for t, lp in zip(toks, lps):
             if t == self.tokenizer.pad_token_id:
                 break
-            cur = segs[-1]
-            segs[-1] = (cur[0], cur[1] + (lp if math.isfinite(lp) else -50.0))
+            lp = lp if math.isfinite(lp) else -50.0
+            if cur is not None:
+                segs[cur] = (segs[cur][0], segs[cur][1] + lp)
             if t == self.tokenizer.sep_token_id:
                 break
-            if t == self._sep:
-                segs.append(([], 0.0))
-            else:
-                cur[0].append(t)
-        out = [(detokenize(self.tokenizer, ids), math.exp(lp)) for ids, lp in segs[:n]]
-        # a malformed output (too few separators) leaves the remaining spans alone: score 0
-        out += [(None, 0.0)] * (n - len(out))
-        return out
+            if t in self._sentinel_index:
+                cur = self._sentinel_index[t]
+                segs.setdefault(cur, ([], 0.0))
+            elif cur is not None:
+                segs[cur][0].append(t)
+        return [(detokenize(self.tokenizer, segs[k][0]), math.exp(segs[k][1])) if k in segs else (None, 0.0)
+                for k in range(n)]
 
     # -- the whole pass -------------------------------------------------------------------------
     def restore(self, texts: list[str], detections: list[Detection], batch_size: int = 32) -> list[Restoration]:
