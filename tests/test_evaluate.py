@@ -161,7 +161,7 @@ def test_named_sets_end_to_end(workspace, capsys):
 
     medium = result(report, "bbc-test.v1/fake.v1/medium", "fake")
     assert medium["signature"] == ("degarble-eval|set:bbc-test.v1/fake.v1/medium|spin:fake.v1|thes:fake"
-                                   "|rate:0.20|seed:13|model:fake@deadbeef|v:0.1.0")
+                                   f"|rate:0.20|seed:13|model:fake@deadbeef|v:{degarble.__version__}")
     assert medium["detection"]["auroc"] == 1.0 and medium["detection"]["negatives"] == "bbc-test.v1/clean"
     assert medium["detection"]["n"] == 20  # 10 spun + 10 clean
     assert medium["token"]["f"] == 1.0
@@ -170,7 +170,7 @@ def test_named_sets_end_to_end(workspace, capsys):
 
     nothing = result(report, "bbc-test.v1/fake.v1/medium", "do-nothing")
     assert nothing["detection"]["auroc"] == 0.5 and nothing["restoration"]["wer_reduction"] == 0.0
-    assert nothing["signature"].endswith("|model:do-nothing|v:0.1.0")
+    assert nothing["signature"].endswith(f"|model:do-nothing|v:{degarble.__version__}")
 
     clean = result(report, "bbc-test.v1/clean", "fake")
     assert clean["clean"]["changed_share"] == 0.0 and clean["detection"]["flagged_share"] == 0.0

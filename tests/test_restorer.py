@@ -18,9 +18,10 @@ from degarble.bundle import DEFAULT_BUNDLE_DIR, read_manifest
 from degarble.edits import apply_edits
 from degarble.models.restorer import (
     Restorer,
+    decoder_prompt,
+    decoder_target,
     detokenize,
     encode_source,
-    encode_target,
     merge_flagged,
     restore_case,
     segments,
@@ -98,22 +99,36 @@ def test_encode_source_wraps_each_span_in_markers(tiny_restorer):
         "[CLS]", "the", "[unused2]", "minister", "[unused1]", "said", "[unused3]", "the", "meeting", "[unused1]",
         "was", "possible", "[SEP]",
     ]
-    tgt = encode_target(tok, ["official", "", "the minister"])  # an empty target: a deleted word
-    assert tok.convert_ids_to_tokens(tgt) == [
-        "[unused2]", "official", "[unused3]", "[unused4]", "the", "minister", "[SEP]",
+    # the decoder row of span 1: a forced prompt with its sentinel and spun words, then the target
+    assert tok.convert_ids_to_tokens(decoder_prompt(tok, 1, "the meeting")) == [
+        "[CLS]", "[unused3]", "the", "meeting", "[unused1]",
     ]
+    assert tok.convert_ids_to_tokens(decoder_target(tok, "the minister")) == ["the", "minister", "[SEP]"]
+    assert tok.convert_ids_to_tokens(decoder_target(tok, "")) == ["[SEP]"]  # a deleted word
 
 
-def test_split_output_reads_replacements_by_sentinel(tiny_restorer):
-    import math
+def test_greedy_decoding_of_rows_with_prompts_of_different_lengths(tiny_restorer):
+    """Right-padded rows of a batch decode exactly as each row decodes alone."""
+    import torch
 
-    tok = tiny_restorer.tokenizer
-    ids = tok.convert_tokens_to_ids(["[unused2]", "official", "[unused4]", "the", "minister", "[SEP]"])
-    lps = [0.0, math.log(0.5), math.log(0.8), 0.0, math.log(0.5), math.log(0.5)]
-    out = tiny_restorer._split_output(ids, lps, 3)
-    assert out[0] == ("official", pytest.approx(0.4))  # its word and the sentinel that ends it
-    assert out[1] == (None, 0.0)  # no sentinel for span 1: left alone
-    assert out[2] == ("the minister", pytest.approx(0.25))
+    from degarble.models.restorer import pad_batch
+
+    r = tiny_restorer
+    text = "the minister said the meeting was possible"
+    spans = [(4, 12), (18, 29)]  # prompts of 3 and 4 tokens
+    saved, r.bf16 = r.bf16, False  # fp32 on both paths: the comparison is exact up to float error
+    try:
+        together = r.infill([(text, spans)])[0]
+        ids, mask = pad_batch([encode_source(r.tokenizer, text, spans)], r.tokenizer.pad_token_id, torch)
+        with torch.inference_mode():
+            hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            alone = [r._greedy(hidden, mask, [0], [decoder_prompt(r.tokenizer, j, text[a:b])])[0]
+                     for j, (a, b) in enumerate(spans)]
+    finally:
+        r.bf16 = saved
+    assert [rep for rep, _ in together] == [rep for rep, _ in alone]
+    for (_, p1), (_, p2) in zip(together, alone):
+        assert 0.0 <= p1 <= 1.0 and p1 == pytest.approx(p2, rel=1e-4, abs=1e-7)
 
 
 def test_detokenize_joins_apostrophes_hyphens_and_initials(tiny_restorer):

@@ -31,15 +31,18 @@ from dataclasses import dataclass, field
 
 import torch
 from common import REPO, LengthBatches, parse_config, read_texts  # training/ is on sys.path
-from transformers.models.encoder_decoder.modeling_encoder_decoder import shift_tokens_right
+from transformers.modeling_outputs import BaseModelOutput
 
 from degarble.edits import apply_edits
 from degarble.models.restorer import (
+    MAX_SPANS,
     Restorer,
     build_span_infiller,
+    decoder_prompt,
+    decoder_target,
     encode_source,
-    encode_target,
     merge_flagged,
+    pad_batch,
     segments,
 )
 from degarble.seed import set_seed
@@ -63,7 +66,7 @@ class TrainConfig:
     batch_size: int = 32
     bucket: int = 16  # batches drawn at once and grouped by length (less padding)
     lr: float = 1e-4  # pretrained encoder
-    decoder_lr: float = 3e-4  # decoder: new cross-attention and LM-head transform learn faster
+    decoder_lr: float = 5e-4  # decoder: its cross-attention and LM-head transform are new to the task
     warmup_steps: int = 200
     weight_decay: float = 0.01
     max_words: int = 60  # words per piece, at training and inference
@@ -147,22 +150,27 @@ def sample_example(step: int, k: int):
     if not spans:
         return None
     src = encode_source(tokenizer, text, spans)
-    if len(src) > cfg.max_length:
+    if len(src) > cfg.max_length or len(spans) > MAX_SPANS:
         return None
-    return src, encode_target(tokenizer, targets)
+    # one decoder row per span: the forced prompt (sentinel, spun words) and the target after it
+    rows = [(decoder_prompt(tokenizer, j, text[a:b]), decoder_target(tokenizer, t))
+            for j, ((a, b), t) in enumerate(zip(spans, targets))]
+    return src, rows
 
 
 def collate(examples):
-    src_w = max(len(s) for s, _ in examples)
-    tgt_w = max(len(t) for _, t in examples)
-    ids = torch.full((len(examples), src_w), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    labels = torch.full((len(examples), tgt_w), -100, dtype=torch.long)
-    for r, (s, t) in enumerate(examples):
-        ids[r, : len(s)] = torch.tensor(s)
-        mask[r, : len(s)] = 1
-        labels[r, : len(t)] = torch.tensor(t)
-    return ids, mask, labels  # (B, S), (B, S), (B, T)
+    """Encoder batch (B, S), and decoder rows (R, T) with the piece each row belongs to.
+
+    A row is prompt + target; the decoder reads it shifted by one, and only the target's tokens
+    (and the end) are scored: the prompt is given, never predicted.
+    """
+    ids, mask = pad_batch([src for src, _ in examples], tokenizer.pad_token_id, torch)
+    rows = [(r, p, t) for r, (_, rs) in enumerate(examples) for p, t in rs]
+    dec_in, _ = pad_batch([(p + t)[:-1] for _, p, t in rows], tokenizer.pad_token_id, torch)
+    labels = torch.full_like(dec_in, -100)
+    for i, (_, p, t) in enumerate(rows):
+        labels[i, len(p) - 1 : len(p) - 1 + len(t)] = torch.tensor(t)
+    return ids, mask, torch.tensor([r for r, _, _ in rows]), dec_in, labels
 
 
 batches = LengthBatches(sample_example, lambda e: (len(e[0]), len(e[1])), cfg.batch_size, cfg.bucket, data_rng)
@@ -274,13 +282,13 @@ while True:
     if (cfg.max_steps and step >= cfg.max_steps) or (cfg.max_minutes and elapsed >= cfg.max_minutes):
         break
     batch = batches.next(step)
-    ids, mask, labels = collate(batch)
+    ids, mask, row_piece, dec_in, labels = collate(batch)
     for g in opt.param_groups:
         g["lr"] = g["base"] * lr_factor(step)
-    # teacher forcing: the decoder reads [CLS] + the target shifted right (pad where labels are -100)
-    dec_in = shift_tokens_right(labels, tokenizer.pad_token_id, tokenizer.cls_token_id)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-        logits = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec_in).logits  # (B, T, V)
+        hidden = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, S, H), once per piece
+        enc = BaseModelOutput(last_hidden_state=hidden[row_piece])  # (R, S, H): each row sees its piece
+        logits = model(encoder_outputs=enc, attention_mask=mask[row_piece], decoder_input_ids=dec_in).logits
     loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

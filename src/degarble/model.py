@@ -40,7 +40,6 @@ class Model:
                 min_score=res.get("min_score", 0.0),
                 max_words=res.get("max_words", 60),
                 max_length=res.get("max_length", 192),
-                num_beams=res.get("num_beams", 1),
             )
 
     @property

@@ -1,25 +1,28 @@
 """The restorer: a seq2seq span infiller that writes the original wording of flagged spans.
 
-Design (measured against the alternatives in ``training/README.md``): the input is a piece of
-text (whole sentences, up to ``max_words`` words) in which every flagged span is wrapped in
-marker tokens; the decoder writes only the replacements, one after the other, separated by a
-separator token::
+Design (measured against the alternatives in ``training/README.md``): the encoder reads a piece
+of text (whole sentences, up to ``max_words`` words) in which flagged span ``k`` is wrapped in
+sentinel ``k`` and a close marker; for each span, the decoder is started with the span's own
+words and writes only the replacement::
 
     encoder: [CLS] ... deputy <s0> overseas </s> minister <s1> instructed </s> state media ... [SEP]
-    decoder: [CLS] <s0> foreign <s1> told [SEP]
+    decoder: [CLS] <s0> overseas </s> | foreign [SEP]          (one row per span; "|": the forced
+             [CLS] <s1> instructed </s> | told [SEP]             prompt ends, generation starts)
 
-Each span has its own numbered sentinel, in the input and before its replacement in the output,
-as in T5's span corruption: the decoder finds the span it is writing by matching the sentinel it
-just wrote (a first version with one shared separator had restored 0.6 % of spans after 500 steps,
-because the decoder had to count spans to know which one came next).
+Only the replacement is generated, never the whole sentence, so the model does not have to learn
+to copy (the slow road on a CPU, see ``shared/docs/MEASUREMENTS.md``) and everything outside the
+spans stays byte for byte as it was. The decoder sees the spun words in its own prompt, so it
+does not have to find them through cross-attention first: two designs that made it do so (one
+output sequence for all spans, with a shared separator or with numbered sentinels) had restored
+under 1 % of spans after 500 training steps, writing "the" for every span. The encoder pass is
+shared by all spans of a piece; the decoder rows are decoded greedily in one batch (prompts of
+different lengths, right-padded, which ``generate()`` cannot batch for a decoder with absolute
+positions).
 
-Only the replacement is generated, never the whole sentence, so the model does not have to
-learn to copy (the slow road on a CPU, see ``shared/docs/MEASUREMENTS.md``) and everything
-outside the spans stays byte for byte as it was. The model is a ``transformers``
-:class:`~transformers.EncoderDecoderModel`: the encoder is all-MiniLM-L6-v2 (pretrained), the
-decoder a 2-layer BERT decoder warm-started from MiniLM's first layers, with new cross-attention;
-the decoder's word embeddings and output layer are tied to the encoder's, which keeps the
-restorer at 28 M parameters (55 MB in fp16).
+The model is a ``transformers`` :class:`~transformers.EncoderDecoderModel`: the encoder is
+all-MiniLM-L6-v2 (pretrained), the decoder a 2-layer BERT decoder warm-started from MiniLM's
+first layers (cross-attention initialised from self-attention); the decoder's word embeddings and
+output layer are tied to the encoder's, which keeps the restorer at 28 M parameters (55 MB in fp16).
 
 MiniLM's vocabulary is uncased, so capitalisation is taken from the span being replaced
 (:func:`restore_case`): a restored "General Assembly" is capitalised where "Common Meeting" was.
@@ -134,17 +137,30 @@ def encode_source(tokenizer, text: str, spans: list[tuple[int, int]]) -> list[in
     return ids
 
 
-def encode_target(tokenizer, replacements: list[str]) -> list[int]:
-    """Decoder labels: sentinel ``k`` then replacement ``k``, for each span, then ``[SEP]`` (end)."""
-    _, sentinels = marker_ids(tokenizer)
-    ids: list[int] = []
-    for k, r in enumerate(replacements):
-        ids += [sentinels[k]] + _ids(tokenizer, r)
-    return ids + [tokenizer.sep_token_id]
+def decoder_prompt(tokenizer, k: int, span_text: str) -> list[int]:
+    """The decoder's forced start for span ``k``: ``[CLS] <sk> spun words </s>``."""
+    close, sentinels = marker_ids(tokenizer)
+    return [tokenizer.cls_token_id, sentinels[k]] + _ids(tokenizer, span_text) + [close]
+
+
+def decoder_target(tokenizer, replacement: str) -> list[int]:
+    """What the decoder writes after the prompt: the replacement, then ``[SEP]`` (end)."""
+    return _ids(tokenizer, replacement) + [tokenizer.sep_token_id]
 
 
 def _ids(tokenizer, s: str) -> list[int]:
     return tokenizer(s, add_special_tokens=False)["input_ids"] if s.strip() else []
+
+
+def pad_batch(seqs: list[list[int]], pad: int, torch, width: int | None = None):
+    """Right-padded ``(ids, mask)`` tensors of shape (len(seqs), width or the longest)."""
+    w = width or max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), w), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), w), dtype=torch.long)
+    for r, x in enumerate(seqs):
+        ids[r, : len(x)] = torch.tensor(x, dtype=torch.long)
+        mask[r, : len(x)] = 1
+    return ids, mask
 
 
 # ---- decoding ------------------------------------------------------------------------------------
@@ -207,11 +223,10 @@ class Restorer:
     :param min_score: an edit whose replacement probability is below this is not made (the
         value shipped in the bundle is calibrated on validation data for edit F0.5).
     :param max_words: words per piece (pieces of whole sentences).
-    :param num_beams: beam width for ``generate`` (1 = greedy, the fastest).
     """
 
     def __init__(self, model, tokenizer, *, min_score: float = 0.0, max_words: int = 60, max_length: int = 192,
-                 num_beams: int = 1, bf16: bool | None = None):
+                 bf16: bool | None = None):
         import torch
 
         from .detector import cpu_has_bf16
@@ -221,10 +236,9 @@ class Restorer:
         self.min_score = float(min_score)
         self.max_words = int(max_words)
         self.max_length = int(max_length)
-        self.num_beams = int(num_beams)
         self.bf16 = cpu_has_bf16() if bf16 is None else bf16
         self._torch = torch
-        self._sentinel_index = {t: k for k, t in enumerate(marker_ids(tokenizer)[1])}
+        marker_ids(tokenizer)  # fail early on a vocabulary without the markers
 
     @classmethod
     def from_dir(cls, path: str | Path, **settings) -> Restorer:
@@ -237,47 +251,88 @@ class Restorer:
         return cls(model, tok, **settings)
 
     # -- the seq2seq step ---------------------------------------------------------------------
-    def infill(self, items: list[tuple[str, list[tuple[int, int]]]], batch_size: int = 32) -> list[list[tuple[str, float]]]:
+    def infill(self, items: list[tuple[str, list[tuple[int, int]]]], batch_size: int = 32) -> list[list[tuple[str | None, float]]]:
         """For each ``(text, spans)``: the generated replacement and its probability, per span.
 
-        ``spans`` are character spans of ``text`` to rewrite. Items whose encoding would exceed
-        ``max_length`` tokens are split by span groups, never truncated.
+        ``spans`` are character spans of ``text`` to rewrite. A piece whose encoding would exceed
+        ``max_length`` tokens is split by span groups, never truncated. A span whose replacement
+        does not end within the length budget gets ``(None, 0.0)`` (left alone).
         """
         torch = self._torch
-        encoded: list[tuple[int, int, list[int], int]] = []  # (item, first span, ids, n spans)
+        encoded = []  # (item, first span, encoder ids, span texts)
         for k, (text, spans) in enumerate(items):
             encoded += self._encode_within_limit(k, text, spans)
-        results: list[list[tuple[str, float]]] = [[] for _ in items]
-        parts: dict[tuple[int, int], list[tuple[str, float]]] = {}
+        parts: dict[tuple[int, int], list[tuple[str | None, float]]] = {}
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][2]))
-        pad = self.tokenizer.pad_token_id
         for b in range(0, len(order), batch_size):
             batch = [encoded[i] for i in order[b : b + batch_size]]
-            width = max(len(e[2]) for e in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
+            ids, mask = pad_batch([e[2] for e in batch], self.tokenizer.pad_token_id, torch)
+            rows, prompts = [], []
             for r, e in enumerate(batch):
-                ids[r, : len(e[2])] = torch.tensor(e[2])
-                mask[r, : len(e[2])] = 1
-            # room for every span's words (a phrase can grow: "year" -> "12 months") and separators
-            max_new = min(self.max_length, 8 + 6 * max(e[3] for e in batch) + 2 * max(len(e[2]) for e in batch) // 3)
+                for j, span_text in enumerate(e[3]):
+                    rows.append(r)
+                    prompts.append(decoder_prompt(self.tokenizer, j, span_text))
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                gen = self.model.generate(
-                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new, num_beams=self.num_beams,
-                    do_sample=False, output_scores=True, return_dict_in_generate=True,
-                )
-            seqs = gen.sequences[:, 1:]  # drop the decoder start token
-            logp = self.model.compute_transition_scores(gen.sequences, gen.scores, normalize_logits=True,
-                                                        beam_indices=getattr(gen, "beam_indices", None))
-            for r, e in enumerate(batch):
-                toks = seqs[r].tolist()
-                lps = logp[r].float().tolist()
-                parts[(e[0], e[1])] = self._split_output(toks, lps, e[3])
+                hidden = self.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+                outs = self._greedy(hidden, mask, rows, prompts)
+            pos = 0
+            for e in batch:
+                parts[(e[0], e[1])] = outs[pos : pos + len(e[3])]
+                pos += len(e[3])
+        results: list[list[tuple[str | None, float]]] = [[] for _ in items]
         for (k, _first), segs in sorted(parts.items()):
             results[k].extend(segs)
         return results
 
+    def _greedy(self, hidden, mask, rows: list[int], prompts: list[list[int]]) -> list[tuple[str | None, float]]:
+        """Greedy decoding of every row after its forced prompt; (replacement, probability) per row.
+
+        Rows are right-padded: with causal self-attention, what stands after a row's last token
+        never changes its next-token distribution, so one batch serves prompts of any length.
+        """
+        import math
+
+        from transformers.modeling_outputs import BaseModelOutput
+
+        torch = self._torch
+        sep = self.tokenizer.sep_token_id
+        n = len(prompts)
+        budget = [min(24, 4 + 3 * (len(p) - 3)) for p in prompts]  # "year" -> "12 months" grows
+        width = max(len(p) + m for p, m in zip(prompts, budget))
+        cur, _ = pad_batch(prompts, self.tokenizer.pad_token_id, torch, width)
+        length = [len(p) for p in prompts]
+        written: list[list[int]] = [[] for _ in range(n)]
+        logp = [0.0] * n
+        active = [i for i in range(n) if prompts[i]]
+        rows_t = torch.tensor(rows, dtype=torch.long)
+        while active:
+            idx = torch.tensor(active, dtype=torch.long)
+            w = max(length[i] for i in active)
+            enc = BaseModelOutput(last_hidden_state=hidden[rows_t[idx]])
+            logits = self.model(encoder_outputs=enc, attention_mask=mask[rows_t[idx]],
+                                decoder_input_ids=cur[idx, :w]).logits
+            last = logits[torch.arange(len(active)), torch.tensor([length[i] - 1 for i in active])]
+            lp = torch.log_softmax(last.float(), dim=-1)
+            best = lp.argmax(dim=-1).tolist()
+            still = []
+            for r, i in enumerate(active):
+                t = best[r]
+                logp[i] += float(lp[r, t])
+                cur[i, length[i]] = t
+                length[i] += 1
+                if t == sep:
+                    continue
+                written[i].append(t)
+                if len(written[i]) < budget[i]:
+                    still.append(i)
+                else:
+                    written[i] = None  # no end within the budget: leave the span alone
+            active = still
+        return [(None, 0.0) if written[i] is None else (detokenize(self.tokenizer, written[i]), math.exp(logp[i]))
+                for i in range(n)]
+
     def _encode_within_limit(self, k, text, spans, first=0):
+        span_texts = [text[a:b] for a, b in spans]
         ids = encode_source(self.tokenizer, text, spans[:MAX_SPANS])
         if (len(ids) <= self.max_length and len(spans) <= MAX_SPANS) or len(spans) <= 1:
             if len(ids) > self.max_length:
@@ -289,38 +344,11 @@ class Restorer:
                 lo = left[0].start if left else a
                 hi = right[-1].end if right else b
                 ids = encode_source(self.tokenizer, text[lo:hi], [(a - lo, b - lo)])
-            return [(k, first, ids, len(spans))]
+            return [(k, first, ids, span_texts)]
         h = len(spans) // 2
         return self._encode_within_limit(k, text, spans[:h], first) + self._encode_within_limit(
             k, text, spans[h:], first + h
         )
-
-    def _split_output(self, toks: list[int], lps: list[float], n: int) -> list[tuple[str | None, float]]:
-        """Generated ids -> ``n`` (replacement, probability) pairs, one per sentinel.
-
-        A replacement's probability is that of its words and of the token that ends it (the next
-        sentinel or the end), so a replacement cut short scores low. A span whose sentinel never
-        comes out is left alone: ``(None, 0.0)``.
-        """
-        import math
-
-        segs: dict[int, tuple[list[int], float]] = {}
-        cur = None
-        for t, lp in zip(toks, lps):
-            if t == self.tokenizer.pad_token_id:
-                break
-            lp = lp if math.isfinite(lp) else -50.0
-            if cur is not None:
-                segs[cur] = (segs[cur][0], segs[cur][1] + lp)
-            if t == self.tokenizer.sep_token_id:
-                break
-            if t in self._sentinel_index:
-                cur = self._sentinel_index[t]
-                segs.setdefault(cur, ([], 0.0))
-            elif cur is not None:
-                segs[cur][0].append(t)
-        return [(detokenize(self.tokenizer, segs[k][0]), math.exp(segs[k][1])) if k in segs else (None, 0.0)
-                for k in range(n)]
 
     # -- the whole pass -------------------------------------------------------------------------
     def restore(self, texts: list[str], detections: list[Detection], batch_size: int = 32) -> list[Restoration]:
@@ -417,7 +445,29 @@ def build_span_infiller(base_path: str | Path, decoder_layers: int = 2):
     dcfg = BertConfig.from_pretrained(str(base_path), num_hidden_layers=decoder_layers, is_decoder=True,
                                       add_cross_attention=True, local_files_only=True)
     dec = BertLMHeadModel.from_pretrained(str(base_path), config=dcfg, local_files_only=True)
+    warm_start_decoder(dec)
     return assemble_span_infiller(enc, dec, tok), tok
+
+
+def warm_start_decoder(decoder) -> None:
+    """Give the decoder's new parts a pretrained start instead of random weights.
+
+    * cross-attention of each layer = a copy of that layer's self-attention: encoder and decoder
+      states live in the same (MiniLM) space, so a pretrained attention already finds related
+      tokens there; randomly initialised cross-attention had learned almost nothing after 500
+      steps here (the decoder wrote "the" for every span);
+    * the LM head's transform = identity, so hidden states meet the (tied) word embeddings directly.
+    """
+    import torch
+
+    with torch.no_grad():
+        for layer in decoder.bert.encoder.layer:
+            for name in ("query", "key", "value"):
+                getattr(layer.crossattention.self, name).load_state_dict(getattr(layer.attention.self, name).state_dict())
+            layer.crossattention.output.load_state_dict(layer.attention.output.state_dict())
+        t = decoder.cls.predictions.transform
+        t.dense.weight.copy_(torch.eye(t.dense.weight.shape[0]))
+        t.dense.bias.zero_()
 
 
 def assemble_span_infiller(encoder, decoder, tokenizer):
