@@ -315,6 +315,9 @@ def test_worker_pool_matches_in_process(tmp_path, tiny_bundle, sentences):
         assert a["is_spun"] == b["is_spun"] and a["spun_score"] == pytest.approx(b["spun_score"], abs=1e-3)
 
 
+_LAST_STDERR = [""]  # stderr of the last killed run, for failure messages
+
+
 def _kill_when_some_parts_exist(cmd, parts: Path, sig: int, env: dict, min_parts: int = 1) -> int:
     """Start ``cmd`` in its own process group, signal the group once a part exists, return its status."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -326,7 +329,9 @@ def _kill_when_some_parts_exist(cmd, parts: Path, sig: int, env: dict, min_parts
                 os.killpg(proc.pid, sig)
                 break
             time.sleep(0.01)
-        return proc.wait(timeout=60)
+        rc = proc.wait(timeout=60)
+        _LAST_STDERR[0] = proc.stderr.read().decode("utf-8", "replace")[-3000:]
+        return rc
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -349,7 +354,7 @@ def test_killed_runs_resume_to_exactly_once(tmp_path, tiny_bundle, sentences):
     total_chunks = n // chunk
 
     rc = _kill_when_some_parts_exist(cmd, parts, signal.SIGINT, env)
-    assert rc == 130, "Ctrl-C stops the job with status 130"
+    assert rc == 130, f"Ctrl-C stops the job with status 130, got {rc}: {_LAST_STDERR[0]}"
     after_int = len(list(parts.glob("chunk-*.part")))
     assert 1 <= after_int < total_chunks and not out.exists()
 

@@ -50,6 +50,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -562,6 +563,31 @@ def _init_worker(spec: WorkerSpec) -> None:
     _RUNNER = ChunkRunner(spec)
 
 
+def _noop() -> None:
+    return None
+
+
+def _start_pool(workers: int, ctx, wspec: WorkerSpec) -> ProcessPoolExecutor:
+    """A process pool whose workers all exist on return and ignore Ctrl-C from their first moment.
+
+    Ctrl-C reaches the whole process group. A worker still starting up (importing, before its
+    initializer runs) would die of it and break the pool, so the job would fail instead of
+    stopping cleanly; a child inherits an ignored SIGINT, so the workers are started while this
+    process ignores it. The pool starts workers lazily, one per submit, hence the no-op tasks.
+    """
+    in_main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+    try:
+        ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(wspec,))
+        for _ in range(workers):
+            ex.submit(_noop)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, old)
+    return ex
+
+
 def _work(chunk: Chunk) -> tuple[int, bytes]:
     assert _RUNNER is not None, "worker not initialised"
     return chunk.index, _RUNNER.run(chunk)
@@ -1036,7 +1062,7 @@ def _run_local(
     # spawn: workers start clean (no copy of this process's threads or locks), load torch themselves
     ctx = multiprocessing.get_context("spawn")
     max_inflight = 2 * workers  # keeps every worker busy while bounding memory
-    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(wspec,))
+    ex = _start_pool(workers, ctx, wspec)
     inflight: set[Future] = set()
 
     def drain(block_until: int) -> None:
