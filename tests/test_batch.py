@@ -315,13 +315,19 @@ def test_worker_pool_matches_in_process(tmp_path, tiny_bundle, sentences):
         assert a["is_spun"] == b["is_spun"] and a["spun_score"] == pytest.approx(b["spun_score"], abs=1e-3)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 _LAST_STDERR = [""]  # stderr of the last killed run, for failure messages
 
 
 def _kill_when_some_parts_exist(cmd, parts: Path, sig: int, env: dict, min_parts: int = 1) -> int:
     """Start ``cmd`` in its own process group, signal the group once a part exists, return its status."""
+    # A shell starts background jobs with SIGINT ignored, and children inherit that (CI may run
+    # this suite so): give the job the default disposition, as in a terminal.
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline and proc.poll() is None:
