@@ -50,7 +50,7 @@ def test_encode_words_windows_overlap_and_label_every_word_once():
     class Tok:  # a whitespace "tokenizer": one sub-word per word, two for long words
         cls_token_id, sep_token_id = 1, 2
 
-        def __call__(self, text, add_special_tokens, return_offsets_mapping):
+        def __call__(self, text, add_special_tokens, return_offsets_mapping, verbose=True):
             ids, offs = [], []
             for t in words(text):
                 ids.append(10)

@@ -65,7 +65,9 @@ def encode_words(tokenizer, text: str, toks, max_length: int = 128, stride: int 
     nothing is truncated. ``toks`` are the words of ``text`` (:func:`degarble.text.words`);
     ``labels`` (one 0/1 per word) are attached to each word's first sub-word when given.
     """
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    # verbose=False: the whole text is tokenized once and windowed below, so its length may exceed
+    # the model's maximum; transformers would warn that it "will result in indexing errors"
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
     # map each sub-word to the word whose span contains its first character
     word_of = [-1] * len(ids)
