@@ -319,11 +319,11 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-_LAST_STDERR = [""]  # stderr of the last killed run, for failure messages
+def _kill_when_some_parts_exist(cmd, parts: Path, sig: int, env: dict, min_parts: int = 1) -> tuple[int, str]:
+    """Start ``cmd`` in its own process group, signal the group once a part exists.
 
-
-def _kill_when_some_parts_exist(cmd, parts: Path, sig: int, env: dict, min_parts: int = 1) -> int:
-    """Start ``cmd`` in its own process group, signal the group once a part exists, return its status."""
+    Returns its exit status and the end of its stderr (for failure messages).
+    """
     # A shell starts background jobs with SIGINT ignored, and children inherit that (CI may run
     # this suite so): give the job the default disposition, as in a terminal.
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -336,8 +336,7 @@ def _kill_when_some_parts_exist(cmd, parts: Path, sig: int, env: dict, min_parts
                 break
             time.sleep(0.01)
         rc = proc.wait(timeout=60)
-        _LAST_STDERR[0] = proc.stderr.read().decode("utf-8", "replace")[-3000:]
-        return rc
+        return rc, proc.stderr.read().decode("utf-8", "replace")[-3000:]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -359,13 +358,13 @@ def test_killed_runs_resume_to_exactly_once(tmp_path, tiny_bundle, sentences):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     total_chunks = n // chunk
 
-    rc = _kill_when_some_parts_exist(cmd, parts, signal.SIGINT, env)
-    assert rc == 130, f"Ctrl-C stops the job with status 130, got {rc}: {_LAST_STDERR[0]}"
+    rc, err = _kill_when_some_parts_exist(cmd, parts, signal.SIGINT, env)
+    assert rc == 130, f"Ctrl-C stops the job with status 130, got {rc}: {err}"
     after_int = len(list(parts.glob("chunk-*.part")))
     assert 1 <= after_int < total_chunks and not out.exists()
 
-    rc = _kill_when_some_parts_exist(cmd, parts, signal.SIGKILL, env, min_parts=after_int + 1)
-    assert rc == -signal.SIGKILL
+    rc, err = _kill_when_some_parts_exist(cmd, parts, signal.SIGKILL, env, min_parts=after_int + 1)
+    assert rc == -signal.SIGKILL, err
     after_kill = len(list(parts.glob("chunk-*.part")))
     assert after_int < after_kill < total_chunks and not out.exists(), "killed in the middle of the run"
 

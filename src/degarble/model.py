@@ -74,7 +74,7 @@ class Model:
             raise TypeError("Model.restore() takes a list of texts; use degarble.restore(text) for one")
         if self.restorer is None:
             raise NotImplementedError(
-                f"bundle {self.name!r} has no restorer yet; it can only detect (degarble detect)"
+                f"bundle {self.name!r} has no restorer; it can only detect (degarble detect)"
             )
         texts = list(texts)
         detections = self.detector.detect(texts, batch_size=batch_size, threshold=threshold)
