@@ -39,6 +39,15 @@ def test_paragraph_score_is_mean_of_top_k(probs, k, expected):
     assert paragraph_score(probs, k) == pytest.approx(expected)
 
 
+def test_paragraph_score_top_share_grows_with_length():
+    # 20 words, share 0.2: the top 4 count; a long clean paragraph's two false alarms weigh less
+    clean_long = [0.9, 0.8] + [0.05] * 18
+    assert paragraph_score(clean_long, 3, 0.2) == pytest.approx((0.9 + 0.8 + 0.05 + 0.05) / 4)
+    assert paragraph_score(clean_long, 3, 0.2) < paragraph_score(clean_long, 3)
+    assert paragraph_score([0.9, 0.8, 0.7, 0.6], 3, 0.2) == paragraph_score([0.9, 0.8, 0.7, 0.6], 3)  # short: top-k
+    assert paragraph_score([], 3, 0.2) == 0.0
+
+
 def test_merge_spans_joins_adjacent_flagged_words_only():
     text = "the Common Meeting will vote, he mentioned"
     toks = words(text)

@@ -131,6 +131,100 @@ def test_greedy_decoding_of_rows_with_prompts_of_different_lengths(tiny_restorer
         assert 0.0 <= p1 <= 1.0 and p1 == pytest.approx(p2, rel=1e-4, abs=1e-7)
 
 
+def test_pruning_unlikely_rows_changes_no_edit(tiny_restorer):
+    """Rows stopped once below min_score are exactly those that could not have made an edit."""
+    import torch
+
+    r = tiny_restorer
+    items = [("the minister said the meeting was possible", [(4, 12), (18, 29), (30, 33)]),
+             ("officials told reporters on monday", [(0, 9), (10, 14), (15, 24)])]
+    saved = r.min_score
+    bias = r.model.decoder.cls.predictions.bias
+    sep = r.tokenizer.sep_token_id
+    try:
+        with torch.no_grad():
+            bias[sep] += 4.0  # the random model ends its rows early and with varied probabilities
+        r.min_score = 0.0
+        full = [x for out in r.infill(items) for x in out]
+        floor = r.min_score = sorted(p for _, p in full)[len(full) // 2]  # about half survive
+        pruned = [x for out in r.infill(items) for x in out]
+    finally:
+        r.min_score = saved
+        with torch.no_grad():
+            bias[sep] -= 4.0
+    assert floor > 0 and any(rep is not None and p >= floor for rep, p in full)
+    assert any(rep is None or p < floor for rep, p in full)
+    for (rep, p), (rep2, p2) in zip(full, pruned):
+        if rep is not None and p >= floor:
+            assert rep2 == rep and p2 == pytest.approx(p, rel=1e-4)
+        else:
+            assert rep2 is None or p2 < floor
+
+
+def test_shared_cross_attention_decodes_as_the_plain_model(tiny_restorer):
+    """Decoder states through the per-piece key/value cache equal the model's own forward pass,
+    and the model's cross-attention layers are restored afterwards."""
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    from degarble.models.restorer import SharedCrossAttention, pad_batch
+
+    r = tiny_restorer
+    pieces = ["the minister said the meeting was possible", "officials told reporters on monday"]
+    ids, mask = pad_batch([encode_source(r.tokenizer, t, [(4, 12)]) for t in pieces], r.tokenizer.pad_token_id, torch)
+    rows = torch.tensor([1, 0, 1])
+    dec = torch.tensor([[2, 5, 6, 7], [2, 8, 9, 0], [2, 3, 0, 0]])
+    layers = [(lay.crossattention.self.key, lay.crossattention.self.value) for lay in r.model.decoder.bert.encoder.layer]
+    with torch.inference_mode():
+        hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        want = r.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden[rows]), attention_mask=mask[rows],
+                       decoder_input_ids=dec).logits
+        with SharedCrossAttention(r.model, hidden) as cross:
+            got = r.model.decoder.cls(cross.decode(rows, mask, dec))
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert [(lay.crossattention.self.key, lay.crossattention.self.value) for lay in r.model.decoder.bert.encoder.layer] == layers
+
+    # training takes the same path: the gradients of the cross-attention projections agree too
+    key = r.model.decoder.bert.encoder.layer[0].crossattention.self.key.weight
+    grads = []
+    for shared in (False, True):
+        r.model.zero_grad()
+        hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        if shared:
+            with SharedCrossAttention(r.model, hidden) as cross:
+                out = r.model.decoder.cls(cross.decode(rows, mask, dec))
+        else:
+            out = r.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden[rows]), attention_mask=mask[rows],
+                          decoder_input_ids=dec).logits
+        out.logsumexp(-1).sum().backward()
+        grads.append(key.grad.clone())
+    r.model.zero_grad()
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+    assert grads[0].abs().sum() > 0
+
+
+def test_likelihood_is_the_teacher_forced_log_probability(tiny_restorer):
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    from degarble.models.restorer import pad_batch
+
+    r = tiny_restorer
+    text = "the minister said the meeting was possible"
+    ids, mask = pad_batch([encode_source(r.tokenizer, text, [(4, 12)])], r.tokenizer.pad_token_id, torch)
+    prompt = decoder_prompt(r.tokenizer, 0, "minister")
+    targets = [decoder_target(r.tokenizer, t) for t in ("the meeting", "said", "")]
+    with torch.inference_mode():
+        hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = r._likelihood(hidden, mask, [0, 0, 0], [prompt] * 3, targets)
+        for lp, t in zip(got, targets):
+            logits = r.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
+                             decoder_input_ids=torch.tensor([(prompt + t)[:-1]])).logits
+            steps = torch.log_softmax(logits.float(), -1)[0, len(prompt) - 1 + torch.arange(len(t)), torch.tensor(t)]
+            assert lp == pytest.approx(steps.sum().item(), abs=1e-4)
+            assert lp < 0
+
+
 def test_detokenize_joins_apostrophes_hyphens_and_initials(tiny_restorer):
     tok = tiny_restorer.tokenizer
     ids = tok.convert_tokens_to_ids(["it", "'", "s", "the", "minister", "-", "said", "u", ".", "s", "."])

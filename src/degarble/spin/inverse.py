@@ -1,0 +1,95 @@
+"""The spinner's tables read backwards: spun wording -> the originals a spinner could have replaced.
+
+A spinner swaps a word for one of its thesaurus entries, so the original of a spun word is one of
+the words whose entry lists it ("overseas" is in the entries of "foreign" and "abroad"). The
+restorer ranks these candidates with its seq2seq model (:mod:`degarble.models.restorer`); this
+module only proposes them, each with a prior: the share of the original's entry weight that the
+spun wording has (how likely a spinner starting from that original was to write it).
+
+Sources, all shipped in the package: the thesaurus (the first ``top_k`` entries of each key, as far
+as any spinner profile reaches), the rule tables of :mod:`degarble.spin.rules` (function words,
+phrases, the content-farm favourites, contractions both ways, number words written as digits,
+"%"), and inserted fillers (candidate: the empty string, i.e. delete).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ..text import compare_key
+from . import rules
+from .thesaurus import Thesaurus, load_thesaurus
+
+_ALL_TABLES = ("FUNCTION_WORDS", "PHRASES", "EXTRA_EXPANSIONS", "NEWS_SPINNER")
+
+
+class Inverse:
+    """``Inverse(thesaurus).candidates("overseas")`` -> ``[("foreign", 0.12), ("abroad", 0.2), ...]``."""
+
+    def __init__(self, thesaurus: Thesaurus, top_k: int = 30, per_word: int = 6, max_candidates: int = 24):
+        self.per_word = per_word
+        self.max_candidates = max_candidates
+        inv: dict[str, dict[str, float]] = {}
+
+        def add(original: str, entries: list[tuple[str, float]]) -> None:
+            entries = [(c, w) for c, w in entries[:top_k] if w > 0 and c != original]
+            # the spinner draws among its first candidates in proportion to their weights
+            total = sum(w for _, w in entries[:10]) or 1.0
+            for c, w in entries:
+                d = inv.setdefault(c, {})
+                d[original] = max(d.get(original, 0.0), min(1.0, w / total))
+
+        for original, entries in thesaurus.table.items():
+            add(original, entries)
+        for original, entries in rules.merged_rules(_ALL_TABLES).items():
+            add(original, entries)
+        for contracted, expanded in rules.CONTRACTIONS.items():
+            add(contracted, [(expanded, 1.0)])
+            add(expanded, [(contracted, 1.0)])
+        for word, digits in rules.NUMBER_WORDS.items():
+            add(word, [(digits, 1.0)])
+        add("percent", [("%", 1.0)])
+        # an inserted filler's original is nothing (the empty candidate: delete it)
+        self._fillers = {f for f, _ in rules.FILLERS}
+        self._inv = {k: sorted(d.items(), key=lambda x: -x[1]) for k, d in inv.items()}
+
+    def lookup(self, key: str) -> list[tuple[str, float]]:
+        """Originals (lowercased) whose spinner entries contain ``key``, with their prior, best first."""
+        key = compare_key(key)
+        hits = self._inv.get(key)
+        if hits is None and key.endswith("'s") and len(key) > 3:
+            # a possessive: the spinner swaps the stem and keeps "'s"
+            hits = [(o + "'s", p) for o, p in self._inv.get(key[:-2], []) if o and " " not in o]
+        return hits or []
+
+    def candidates(self, span: str) -> list[tuple[str, float]]:
+        """Candidate originals of a flagged span (a word or a run of words), with their priors.
+
+        The whole span is looked up first ("12 months" -> "year"); a run of words is also read as
+        words swapped one by one ("Common Meeting" -> "general assembly"): the product of each
+        word's candidates (itself included), best priors first. At most ``max_candidates``.
+        """
+        out: dict[str, float] = dict(self.lookup(span))
+        parts = span.split()
+        if len(parts) > 1:
+            # a beam over the words, best priors kept: the full product grows as per_word ** words
+            beam: list[tuple[list[str], float]] = [([], 1.0)]
+            for w in parts:
+                opts = [(compare_key(w), 1.0)] + self.lookup(w)[: self.per_word]
+                beam = sorted(((b + [o], p * q) for b, p in beam for o, q in opts), key=lambda x: -x[1])
+                beam = beam[: self.max_candidates + 1]
+            whole = compare_key(" ".join(parts))
+            for combo, p in beam:
+                text = " ".join(o for o in combo if o)
+                if text != whole:
+                    out[text] = max(out.get(text, 0.0), p)
+        ranked = sorted(out.items(), key=lambda x: -x[1])[: self.max_candidates]
+        if compare_key(span) in self._fillers:
+            ranked.append(("", 0.05))  # fillers are inserted at a low rate (Profile.fillers)
+        return ranked
+
+
+@cache
+def load_inverse() -> Inverse:
+    """The inverse of the bundled thesaurus and rule tables (built once, about two seconds)."""
+    return Inverse(load_thesaurus())
