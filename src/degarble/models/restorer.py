@@ -225,10 +225,11 @@ class Restorer:
         value shipped in the bundle is calibrated on validation data for edit F0.5).
     :param max_words: words per piece (pieces of whole sentences).
     :param rank: ``None`` (generate each replacement greedily) or the settings of candidate
-        ranking, ``{"candidates": K, "prior_weight": L, "generated_prior": P}``: the originals a
-        spinner could have turned the span into (:mod:`degarble.spin.inverse`, best ``K`` by prior),
-        the span itself (a false alarm) and the greedy replacement are scored by the model's
-        likelihood plus ``L`` x the log prior (``P`` for the generated one); see :meth:`infill`.
+        ranking, ``{"candidates": K, "prior_weight": L, "keep_prior": Q, "generated_prior": P}``:
+        the originals a spinner could have turned the span into (:mod:`degarble.spin.inverse`, best
+        ``K`` by prior), the span itself (a false alarm; prior ``Q``) and the greedy replacement
+        (prior ``P``) are scored by the model's likelihood plus ``L`` x the log prior; see
+        :meth:`_rerank`.
     """
 
     def __init__(self, model, tokenizer, *, min_score: float = 0.0, max_words: int = 60, max_length: int = 192,
@@ -282,9 +283,10 @@ class Restorer:
                     prompts.append(decoder_prompt(self.tokenizer, j, span_text))
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 hidden = self.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-                outs = self._greedy(hidden, mask, rows, prompts)
-                if self.rank:
-                    outs = self._rerank(hidden, mask, rows, prompts, [t for e in batch for t in e[3]], outs)
+                with SharedCrossAttention(self.model, hidden) as cross:
+                    outs = self._greedy(cross, mask, rows, prompts)
+                    if self.rank:
+                        outs = self._rerank(cross, mask, rows, prompts, [t for e in batch for t in e[3]], outs)
             pos = 0
             for e in batch:
                 parts[(e[0], e[1])] = outs[pos : pos + len(e[3])]
@@ -294,8 +296,11 @@ class Restorer:
             results[k].extend(segs)
         return results
 
-    def _greedy(self, hidden, mask, rows: list[int], prompts: list[list[int]]) -> list[tuple[str | None, float]]:
+    def _greedy(self, cross: SharedCrossAttention, mask, rows: list[int], prompts: list[list[int]]
+                ) -> list[tuple[str | None, float]]:
         """Greedy decoding of every row after its forced prompt; (replacement, probability) per row.
+
+        ``cross`` holds the encoder states of the batch's pieces; row ``r`` reads piece ``rows[r]``.
 
         Rows are right-padded: with causal self-attention, what stands after a row's last token
         never changes its next-token distribution, so one batch serves prompts of any length.
@@ -315,32 +320,31 @@ class Restorer:
         written: list[list[int]] = [[] for _ in range(n)]
         logp = [0.0] * n
         active = [i for i in range(n) if prompts[i]]
-        with SharedCrossAttention(self.model, hidden) as cross:
-            while active:
-                idx = torch.tensor(active, dtype=torch.long)
-                w = max(length[i] for i in active)
-                states = cross.decode(torch.tensor([rows[i] for i in active]), mask, cur[idx, :w])
-                last = states[torch.arange(len(active)), torch.tensor([length[i] - 1 for i in active])]
-                lp = torch.log_softmax(self.model.decoder.cls(last).float(), dim=-1)
-                best = lp.argmax(dim=-1).tolist()
-                still = []
-                for r, i in enumerate(active):
-                    t = best[r]
-                    logp[i] += float(lp[r, t])
-                    cur[i, length[i]] = t
-                    length[i] += 1
-                    if t == sep:
-                        continue
-                    written[i].append(t)
-                    if len(written[i]) < budget[i] and logp[i] >= floor:
-                        still.append(i)
-                    else:
-                        written[i] = None  # no end within the budget, or too unlikely: leave the span alone
-                active = still
+        while active:
+            idx = torch.tensor(active, dtype=torch.long)
+            w = max(length[i] for i in active)
+            states = cross.decode(torch.tensor([rows[i] for i in active]), mask, cur[idx, :w])
+            last = states[torch.arange(len(active)), torch.tensor([length[i] - 1 for i in active])]
+            lp = torch.log_softmax(self.model.decoder.cls(last).float(), dim=-1)
+            best = lp.argmax(dim=-1).tolist()
+            still = []
+            for r, i in enumerate(active):
+                t = best[r]
+                logp[i] += float(lp[r, t])
+                cur[i, length[i]] = t
+                length[i] += 1
+                if t == sep:
+                    continue
+                written[i].append(t)
+                if len(written[i]) < budget[i] and logp[i] >= floor:
+                    still.append(i)
+                else:
+                    written[i] = None  # no end within the budget, or too unlikely: leave the span alone
+            active = still
         return [(None, 0.0) if written[i] is None else (detokenize(self.tokenizer, written[i]), math.exp(logp[i]))
                 for i in range(n)]
 
-    def _rerank(self, hidden, mask, rows, prompts, span_texts, generated) -> list[tuple[str | None, float]]:
+    def _rerank(self, cross, mask, rows, prompts, span_texts, generated) -> list[tuple[str | None, float]]:
         """Choose each span's replacement among candidates, by likelihood and prior.
 
         Candidates: the originals the spinner tables map to the span's wording (with prior
@@ -367,7 +371,7 @@ class Restorer:
                 opts[g] = max(opts.get(g, 0.0), gen_prior)
             options.append(list(opts.items()))
         flat = [(i, c) for i, opts in enumerate(options) for c, _ in opts]
-        logp = self._likelihood(hidden, mask, [rows[i] for i, _ in flat], [prompts[i] for i, _ in flat],
+        logp = self._likelihood(cross, mask, [rows[i] for i, _ in flat], [prompts[i] for i, _ in flat],
                                 [decoder_target(self.tokenizer, c) for _, c in flat])
         out, pos = [], 0
         for opts in options:
@@ -379,26 +383,25 @@ class Restorer:
             out.append((opts[best][0], share))
         return out
 
-    def _likelihood(self, hidden, mask, rows: list[int], prompts: list[list[int]], targets: list[list[int]],
-                    chunk: int = 1024) -> list[float]:
+    def _likelihood(self, cross: SharedCrossAttention, mask, rows: list[int], prompts: list[list[int]],
+                    targets: list[list[int]], chunk: int = 1024) -> list[float]:
         """log P(target | prompt, encoder states) per row, teacher-forced (one decoder pass per chunk)."""
         torch = self._torch
         out: list[float] = []
-        with SharedCrossAttention(self.model, hidden) as cross:
-            for c in range(0, len(rows), chunk):
-                ps, ts = prompts[c : c + chunk], targets[c : c + chunk]
-                dec_in, _ = pad_batch([(p + t)[:-1] for p, t in zip(ps, ts)], self.tokenizer.pad_token_id, torch)
-                states = cross.decode(torch.tensor(rows[c : c + chunk]), mask, dec_in)
-                # the LM head only where a target token is predicted (it is most of the decoder's cost)
-                r_idx = [r for r, t in enumerate(ts) for _ in t]
-                p_idx = [len(p) - 1 + j for p, t in zip(ps, ts) for j in range(len(t))]
-                logits = self.model.decoder.cls(states[torch.tensor(r_idx), torch.tensor(p_idx)])
-                lp = torch.log_softmax(logits.float(), dim=-1)
-                picked = lp.gather(-1, torch.tensor([x for t in ts for x in t]).unsqueeze(-1)).squeeze(-1).tolist()
-                pos = 0
-                for t in ts:
-                    out.append(sum(picked[pos : pos + len(t)]))
-                    pos += len(t)
+        for c in range(0, len(rows), chunk):
+            ps, ts = prompts[c : c + chunk], targets[c : c + chunk]
+            dec_in, _ = pad_batch([(p + t)[:-1] for p, t in zip(ps, ts)], self.tokenizer.pad_token_id, torch)
+            states = cross.decode(torch.tensor(rows[c : c + chunk]), mask, dec_in)
+            # the LM head only where a target token is predicted (it is most of the decoder's cost)
+            r_idx = [r for r, t in enumerate(ts) for _ in t]
+            p_idx = [len(p) - 1 + j for p, t in zip(ps, ts) for j in range(len(t))]
+            logits = self.model.decoder.cls(states[torch.tensor(r_idx), torch.tensor(p_idx)])
+            lp = torch.log_softmax(logits.float(), dim=-1)
+            picked = lp.gather(-1, torch.tensor([x for t in ts for x in t]).unsqueeze(-1)).squeeze(-1).tolist()
+            pos = 0
+            for t in ts:
+                out.append(sum(picked[pos : pos + len(t)]))
+                pos += len(t)
         return out
 
     def _encode_within_limit(self, k, text, spans, first=0):
