@@ -384,13 +384,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``degarble`` command line; return the exit status (0, 1 or 2)."""
-    if argv is None:
-        _default_sigpipe()
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
     except SystemExit as e:  # --help, --version, usage errors
         return _exit_code(e)
+    if argv is None and args.command != "batch":
+        # batch writes only to files, and its process pool talks to its workers through pipes: with
+        # SIGPIPE at its default, a write to a worker that Ctrl-C already stopped killed the job
+        # (status -13) before it could report the saved chunks and exit with 130
+        _default_sigpipe()
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
