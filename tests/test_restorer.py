@@ -205,6 +205,45 @@ def test_shared_cross_attention_decodes_as_the_plain_model(tiny_restorer):
     assert grads[0].abs().sum() > 0
 
 
+def test_cached_decoder_states_equal_the_plain_forward_pass(tiny_restorer):
+    """Prompts of different lengths, then single tokens after some rows stopped: every new
+    token's state equals the model's own forward pass over that row's whole sequence."""
+    import torch
+
+    from degarble.models.restorer import CachedDecoder, pad_batch
+
+    r = tiny_restorer
+    pieces = ["the minister said the meeting was possible", "officials told reporters on monday"]
+    ids, mask = pad_batch([encode_source(r.tokenizer, t, [(4, 12)]) for t in pieces], r.tokenizer.pad_token_id, torch)
+    rows = [1, 0, 1, 0]
+    seqs = [[2, 5, 6, 7], [2, 8], [2, 3, 4], [2, 9, 10]]  # prompts, right-padded below
+    more = [[11, 12], None, [13, 14], [15, 16]]  # row 1 stops after its prompt
+
+    def plain(row, seq):
+        out = r.model.decoder.bert(input_ids=torch.tensor([seq]), encoder_hidden_states=hidden[[row]],
+                                   encoder_attention_mask=mask[[row]]).last_hidden_state
+        return out[0, -1]
+
+    with torch.inference_mode():
+        hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        with SharedCrossAttention(r.model, hidden) as cross:
+            dec = CachedDecoder(cross, torch.tensor(rows), mask)
+            pids, pmask = pad_batch(seqs, r.tokenizer.pad_token_id, torch)
+            states = dec.step(pids, torch.arange(pids.shape[1]).expand_as(pids), pmask.bool())
+            got = {(i, len(s) - 1): states[i, len(s) - 1] for i, s in enumerate(seqs)}
+            alive = [i for i in range(len(seqs)) if more[i]]
+            dec.select(torch.tensor(alive))
+            for step in range(2):
+                toks = torch.tensor([[more[i][step]] for i in alive])
+                pos = torch.tensor([[len(seqs[i]) + step] for i in alive])
+                out = dec.step(toks, pos, torch.ones(len(alive), 1, dtype=torch.bool))
+                got.update({(i, len(seqs[i]) + step): out[k, 0] for k, i in enumerate(alive)})
+        for (i, t), state in got.items():
+            full = seqs[i] + (more[i] or [])
+            torch.testing.assert_close(state, plain(rows[i], full[: t + 1]), rtol=1e-4, atol=1e-5)
+    assert len(got) == 4 + 2 * 3
+
+
 def test_likelihood_is_the_teacher_forced_log_probability(tiny_restorer):
     import torch
     from transformers.modeling_outputs import BaseModelOutput

@@ -302,9 +302,10 @@ class Restorer:
 
         ``cross`` holds the encoder states of the batch's pieces; row ``r`` reads piece ``rows[r]``.
 
-        Rows are right-padded: with causal self-attention, what stands after a row's last token
-        never changes its next-token distribution, so one batch serves prompts of any length.
-        A row stops as soon as its probability falls below ``min_score``: it only falls further,
+        The prompts go through the decoder once (right-padded, the padding masked out); after that
+        each step feeds only the newest token of each row (:class:`CachedDecoder` keeps the
+        earlier tokens' keys and values), so a step costs one token per row instead of the whole
+        prefix. A row stops as soon as its probability falls below ``min_score``: it only falls further,
         and below ``min_score`` no edit is made anyway.
         """
         import math
@@ -314,35 +315,61 @@ class Restorer:
         sep = self.tokenizer.sep_token_id
         n = len(prompts)
         budget = [min(24, 4 + 3 * (len(p) - 3)) for p in prompts]  # "year" -> "12 months" grows
-        width = max(len(p) + m for p, m in zip(prompts, budget))
-        cur, _ = pad_batch(prompts, self.tokenizer.pad_token_id, torch, width)
-        length = [len(p) for p in prompts]
-        written: list[list[int]] = [[] for _ in range(n)]
+        written: list[list[int] | None] = [[] for _ in range(n)]
         logp = [0.0] * n
-        active = [i for i in range(n) if prompts[i]]
+        if not n:
+            return []
+        dec = CachedDecoder(cross, torch.tensor(rows), mask)
+        ids, pmask = pad_batch(prompts, self.tokenizer.pad_token_id, torch)
+        length = [len(p) for p in prompts]
+        states = dec.step(ids, torch.arange(ids.shape[1]).expand_as(ids), pmask.bool())
+        last = states[torch.arange(n), torch.tensor(length) - 1]
+        active = list(range(n))
         while active:
-            idx = torch.tensor(active, dtype=torch.long)
-            w = max(length[i] for i in active)
-            states = cross.decode(torch.tensor([rows[i] for i in active]), mask, cur[idx, :w])
-            last = states[torch.arange(len(active)), torch.tensor([length[i] - 1 for i in active])]
-            lp = torch.log_softmax(self.model.decoder.cls(last).float(), dim=-1)
+            lp = self._log_probs(last)
             best = lp.argmax(dim=-1).tolist()
-            still = []
+            keep, nxt = [], []  # positions in ``active`` that go on, and their next input tokens
             for r, i in enumerate(active):
                 t = best[r]
                 logp[i] += float(lp[r, t])
-                cur[i, length[i]] = t
-                length[i] += 1
                 if t == sep:
                     continue
                 written[i].append(t)
                 if len(written[i]) < budget[i] and logp[i] >= floor:
-                    still.append(i)
+                    keep.append(r)
+                    nxt.append(t)
                 else:
                     written[i] = None  # no end within the budget, or too unlikely: leave the span alone
-            active = still
+            if not keep:
+                break
+            if len(keep) < len(active):
+                dec.select(torch.tensor(keep))
+            active = [active[r] for r in keep]
+            pos = torch.tensor([[length[i]] for i in active])
+            for i in active:
+                length[i] += 1
+            last = dec.step(torch.tensor(nxt).unsqueeze(1), pos, torch.ones(len(active), 1, dtype=torch.bool))[:, 0]
         return [(None, 0.0) if written[i] is None else (detokenize(self.tokenizer, written[i]), math.exp(logp[i]))
                 for i in range(n)]
+
+    def _log_probs(self, states):
+        """log P(next token) (float32) from decoder states: the model's LM head.
+
+        Under bf16 autocast the 30 k x 384 output matrix would be cast to bf16 on every call (a
+        copy of 23 MB per decoding step); the cast is kept instead, and made again only when the
+        weight changes.
+        """
+        torch = self._torch
+        head = self.model.decoder.cls.predictions
+        if not (self.bf16 and torch.is_autocast_enabled("cpu")):
+            return torch.log_softmax(head(states).float(), dim=-1)
+        w = head.decoder.weight
+        key = (w.data_ptr(), w._version)
+        if getattr(self, "_head_key", None) != key:
+            self._head_bf16, self._head_key = w.detach().to(torch.bfloat16), key
+        x = head.transform(states).to(torch.bfloat16)
+        logits = torch.nn.functional.linear(x, self._head_bf16, head.bias.to(torch.bfloat16))
+        return torch.log_softmax(logits.float(), dim=-1)
 
     def _rerank(self, cross, mask, rows, prompts, span_texts, generated) -> list[tuple[str | None, float]]:
         """Choose each span's replacement among candidates, by likelihood and prior.
@@ -395,8 +422,7 @@ class Restorer:
             # the LM head only where a target token is predicted (it is most of the decoder's cost)
             r_idx = [r for r, t in enumerate(ts) for _ in t]
             p_idx = [len(p) - 1 + j for p, t in zip(ps, ts) for j in range(len(t))]
-            logits = self.model.decoder.cls(states[torch.tensor(r_idx), torch.tensor(p_idx)])
-            lp = torch.log_softmax(logits.float(), dim=-1)
+            lp = self._log_probs(states[torch.tensor(r_idx), torch.tensor(p_idx)])
             picked = lp.gather(-1, torch.tensor([x for t in ts for x in t]).unsqueeze(-1)).squeeze(-1).tolist()
             pos = 0
             for t in ts:
@@ -538,6 +564,98 @@ class SharedCrossAttention:
             setattr(att, name, lin)
         self.saved.clear()
         return False
+
+
+class CachedDecoder:
+    """The decoder run a few tokens at a time, keeping each row's self-attention keys and values.
+
+    Greedy decoding adds one token per row per step; recomputing every row's whole prefix (the
+    plain forward pass) costs prefix-length times more. ``transformers``' own cache assumes one
+    position per step for the whole batch, but our rows have prompts of different lengths, so
+    each row carries its own positions and a mask of which cached slots are real. The layer
+    arithmetic is BERT's (post-LayerNorm); its sub-modules' weights are used as they are, and a
+    test checks the states against the model's forward pass.
+
+    Cross-attention reads the keys and values that ``cross`` (:class:`SharedCrossAttention`)
+    projected once per piece; row ``r`` reads piece ``rows[r]`` (see :meth:`_cross`).
+    """
+
+    def __init__(self, cross: SharedCrossAttention, rows, mask):
+        import torch.nn.functional as F
+
+        self._sdpa = F.scaled_dot_product_attention
+        self.bert = cross.model.decoder.bert
+        cfg = self.bert.config
+        self.heads, self.head_dim = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+        tables = [s.table for s in cross.standins]  # per layer: key, value (pieces, S, H)
+        self.cross_kv = [(self._split(tables[2 * k]), self._split(tables[2 * k + 1]))
+                         for k in range(len(self.bert.encoder.layer))]
+        self.cross_mask = mask.bool()[:, None, None, :]
+        self.rows = rows
+        self.self_kv: list[tuple[object, object] | None] = [None] * len(self.bert.encoder.layer)
+        self.valid = None  # (R, slots): which cached slots hold real tokens
+
+    def _split(self, x):  # (R, T, H) -> (R, heads, T, head_dim)
+        return x.view(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)
+
+    def _merge(self, x):  # (R, heads, T, head_dim) -> (R, T, H)
+        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)
+
+    def select(self, keep) -> None:
+        """Keep only the rows ``keep`` (indices into the current rows), in that order."""
+        self.rows = self.rows[keep]
+        self.self_kv = [(k[keep], v[keep]) for k, v in self.self_kv]
+        self.valid = self.valid[keep]
+
+    def _cross(self, k: int, q):
+        """Cross-attention of queries ``q`` (R, heads, T, d) of layer ``k``, grouped by piece.
+
+        The rows of one piece share its keys and values, so their queries are stacked into one
+        sequence per piece instead of copying the keys and values to every row (rows x length x
+        width, most of the cost of a step otherwise).
+        """
+        import torch
+
+        pieces, piece = torch.unique(self.rows, return_inverse=True)
+        order = torch.argsort(piece, stable=True)
+        counts = torch.bincount(piece, minlength=len(pieces))
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.empty_like(piece)
+        slot[order] = torch.arange(len(piece)) - starts[piece[order]]
+        r, h, t, d = q.shape
+        m = int(counts.max())
+        grouped = q.new_zeros(len(pieces), m, h, t, d)
+        grouped[piece, slot] = q
+        grouped = grouped.transpose(1, 2).reshape(len(pieces), h, m * t, d)
+        key, val = self.cross_kv[k]
+        out = self._sdpa(grouped, key[pieces], val[pieces], attn_mask=self.cross_mask[pieces])
+        return out.view(len(pieces), h, m, t, d).transpose(1, 2)[piece, slot]
+
+    def step(self, ids, positions, real):
+        """Decoder states (R, T, H) of the next ``T`` tokens of every row.
+
+        ``ids``, ``positions`` (each row's own position ids) and ``real`` (False for padding)
+        are (R, T); each new token attends to the real cached slots and to the new ones up to itself.
+        """
+        import torch
+
+        old = 0 if self.valid is None else self.valid.shape[1]
+        t = ids.shape[1]
+        self.valid = real if self.valid is None else torch.cat([self.valid, real], dim=1)
+        causal = torch.ones(t, old + t, dtype=torch.bool).tril(old)
+        self_mask = self.valid[:, None, None, :] & causal  # (R, 1, T, slots)
+        h = self.bert.embeddings(input_ids=ids, position_ids=positions)
+        for k, layer in enumerate(self.bert.encoder.layer):
+            att = layer.attention.self
+            q, key, val = (self._split(lin(h)) for lin in (att.query, att.key, att.value))
+            if self.self_kv[k] is not None:
+                key = torch.cat([self.self_kv[k][0], key], dim=2)
+                val = torch.cat([self.self_kv[k][1], val], dim=2)
+            self.self_kv[k] = (key, val)
+            a = layer.attention.output(self._merge(self._sdpa(q, key, val, attn_mask=self_mask)), h)
+            c = layer.crossattention.output(self._merge(self._cross(k, self._split(layer.crossattention.self.query(a)))), a)
+            h = layer.output(layer.intermediate(c), c)
+        return h
 
 
 @functools.lru_cache(maxsize=1)
