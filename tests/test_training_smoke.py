@@ -76,3 +76,32 @@ def test_detector_recalibration_keeps_the_restorer(tmp_path, tiny_full_bundle):
     assert m.detector["threshold"] == 0.42 and m.detector["top_share"] == 0.2
     assert m.parts() == ["detector", "restorer"] and m.part_dir("restorer").is_dir()
     assert degarble.load(bundle).restorer is not None
+
+
+def test_train_detector_continues_a_detector_and_keeps_the_bundles_restorer(tmp_path, tiny_full_bundle):
+    """A detector phase that starts from a trained detector (init_from) and exports into a bundle
+    that already has a restorer replaces the detector and leaves the restorer in place."""
+    import shutil
+
+    from degarble.bundle import read_manifest
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_full_bundle, bundle)
+    before = read_manifest(bundle)
+    cmd = [
+        sys.executable, str(REPO / "training" / "train_detector.py"),
+        "--config", str(REPO / "training" / "configs" / "tiny.json"),
+        "--init_from", str(before.part_dir("detector")), "--train_file", str(SAMPLE), "--validation_file", str(SAMPLE),
+        "--out_dir", str(tmp_path / "run"), "--bundle_out", str(bundle), "--max_length", "48",
+        "--threads", "1", "--no-bf16",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "continuing from" in out.stdout
+    after = read_manifest(bundle)
+    assert after.parts() == ["detector", "restorer"]
+    assert after.restorer == before.restorer
+    assert after.files_sha256["detector/model.safetensors"] != before.files_sha256["detector/model.safetensors"]
+    assert {k: v for k, v in after.files_sha256.items() if k.startswith("restorer/")} == {
+        k: v for k, v in before.files_sha256.items() if k.startswith("restorer/")}
+    assert degarble.load(bundle).restore(["The Common Meeting will vote on Monday."])[0].text

