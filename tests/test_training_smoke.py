@@ -105,3 +105,19 @@ def test_train_detector_continues_a_detector_and_keeps_the_bundles_restorer(tmp_
     assert {k: v for k, v in after.files_sha256.items() if k.startswith("restorer/")} == {
         k: v for k, v in before.files_sha256.items() if k.startswith("restorer/")}
     assert degarble.load(bundle).restore(["The Common Meeting will vote on Monday."])[0].text
+
+
+def test_train_detector_resumes_from_its_last_checkpoint(tmp_path, sample_paragraphs):
+    base = make_tiny_detector_dir(tmp_path / "base", sample_paragraphs)
+    cmd = [
+        sys.executable, str(REPO / "training" / "train_detector.py"),
+        "--config", str(REPO / "training" / "configs" / "tiny.json"),
+        "--base_model", str(base), "--train_file", str(SAMPLE), "--validation_file", str(SAMPLE),
+        "--out_dir", str(tmp_path / "run"), "--max_length", "48", "--threads", "1", "--no-bf16",
+    ]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = subprocess.run(cmd + ["--resume", "--max_steps", "5"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed at step 3" in again.stdout
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 5

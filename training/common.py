@@ -1,4 +1,5 @@
-"""What the training scripts share: config parsing, reading a split, batches grouped by length.
+"""What the training scripts share: config parsing, reading a split, batches grouped by length,
+checkpoints for ``--resume``.
 
 The scripts put ``training/`` on ``sys.path`` (Python does, for the script's own folder), so they
 import this as ``common``.
@@ -97,3 +98,34 @@ class LengthBatches:
             self.pending = [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
             self.rng.shuffle(self.pending)
         return self.pending.pop()
+
+
+def save_checkpoint(path: Path, model, tokenizer, opt, step: int, best: dict, batches: LengthBatches,
+                    data_rng: random.Random, cfg) -> None:
+    """Write a run's ``last/`` folder: weights, tokenizer and what ``--resume`` needs to go on exactly."""
+    import torch
+
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "pending": batches.pending,
+                "data_rng": data_rng.getstate(), "torch_rng": torch.get_rng_state(),
+                "config": dataclasses.asdict(cfg)}, path / "trainer_state.pt")
+
+
+def load_checkpoint(path: Path, opt, batches: LengthBatches, data_rng: random.Random, profiles: list,
+                    no_best: dict) -> tuple[int, dict]:
+    """Restore what :func:`save_checkpoint` wrote (the model is loaded by the caller); returns ``(step, best)``.
+
+    ``best`` (the best validation so far) becomes ``no_best`` when it was measured with other spinner
+    profiles than ``profiles``: validation is spun with the run's profiles, so the scores do not compare.
+    """
+    import torch
+
+    state = torch.load(path / "trainer_state.pt", weights_only=False)
+    opt.load_state_dict(state["optimizer"])
+    batches.pending = state.get("pending", [])
+    data_rng.setstate(state["data_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    best = state["best"] if state["best"].get("profiles") == profiles else dict(no_best)
+    print(f"resumed at step {state['step']}", flush=True)
+    return state["step"], best

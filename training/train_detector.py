@@ -32,7 +32,14 @@ from calibrate_detector import (  # training/ is on sys.path for its scripts
     gold_word_labels,
     validation_groups,
 )
-from common import REPO, LengthBatches, parse_config, read_texts  # training/ is on sys.path
+from common import (  # training/ is on sys.path
+    REPO,
+    LengthBatches,
+    load_checkpoint,
+    parse_config,
+    read_texts,
+    save_checkpoint,
+)
 
 from degarble.models.detector import IGNORE, Detector, encode_words
 from degarble.seed import set_seed
@@ -166,16 +173,7 @@ model = AutoModelForTokenClassification.from_pretrained(  # float32 also from an
 opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 step, best = 0, {"token_f1": -1.0}
 if start_from == last_dir:
-    state = torch.load(last_dir / "trainer_state.pt", weights_only=False)
-    opt.load_state_dict(state["optimizer"])
-    step, best = state["step"], state["best"]
-    if best.get("profiles") != cfg.profiles:
-        # validation is spun with cfg.profiles: scores from other profiles do not compare
-        best = {"token_f1": -1.0}
-    batches.pending = state.get("pending", [])
-    data_rng.setstate(state["data_rng"])
-    torch.set_rng_state(state["torch_rng"])
-    print(f"resumed at step {step}", flush=True)
+    step, best = load_checkpoint(last_dir, opt, batches, data_rng, cfg.profiles, {"token_f1": -1.0})
 
 # expected number of steps, for the learning-rate schedule (measured speed is ~1 step/s)
 planned_steps = cfg.max_steps or int(cfg.max_minutes * 60 * 1.0)
@@ -206,11 +204,7 @@ def validate() -> dict:
 
 
 def save_last():
-    model.save_pretrained(last_dir)
-    tokenizer.save_pretrained(last_dir)
-    torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "pending": batches.pending,
-                "data_rng": data_rng.getstate(),
-                "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg)}, last_dir / "trainer_state.pt")
+    save_checkpoint(last_dir, model, tokenizer, opt, step, best, batches, data_rng, cfg)
 
 
 # -----------------------------------------------------------------------------------------------

@@ -30,7 +30,14 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from common import REPO, LengthBatches, parse_config, read_texts  # training/ is on sys.path
+from common import (  # training/ is on sys.path
+    REPO,
+    LengthBatches,
+    load_checkpoint,
+    parse_config,
+    read_texts,
+    save_checkpoint,
+)
 
 from degarble.edits import apply_edits
 from degarble.models.restorer import (
@@ -218,16 +225,7 @@ opt = torch.optim.AdamW([{"params": enc_params, "lr": cfg.lr, "base": cfg.lr},
                         weight_decay=cfg.weight_decay)
 step, best = 0, {"span_accuracy": -1.0}
 if cfg.resume and (last_dir / "trainer_state.pt").is_file():
-    state = torch.load(last_dir / "trainer_state.pt", weights_only=False)
-    opt.load_state_dict(state["optimizer"])
-    step, best = state["step"], state["best"]
-    if best.get("profiles") != cfg.profiles:
-        # validation is spun with cfg.profiles: scores from other profiles do not compare
-        best = {"span_accuracy": -1.0}
-    batches.pending = state.get("pending", [])
-    data_rng.setstate(state["data_rng"])
-    torch.set_rng_state(state["torch_rng"])
-    print(f"resumed at step {step}", flush=True)
+    step, best = load_checkpoint(last_dir, opt, batches, data_rng, cfg.profiles, {"span_accuracy": -1.0})
 print(f"restorer parameters: {sum(p.numel() for p in model.parameters()):,}", flush=True)
 
 # expected number of steps, for the learning-rate schedule (measured: about 0.8 steps/s here)
@@ -265,11 +263,7 @@ def validate() -> dict:
 
 
 def save_last():
-    model.save_pretrained(last_dir)
-    tokenizer.save_pretrained(last_dir)
-    torch.save({"optimizer": opt.state_dict(), "step": step, "best": best, "pending": batches.pending,
-                "data_rng": data_rng.getstate(),
-                "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg)}, last_dir / "trainer_state.pt")
+    save_checkpoint(last_dir, model, tokenizer, opt, step, best, batches, data_rng, cfg)
 
 
 # -----------------------------------------------------------------------------------------------
