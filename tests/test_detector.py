@@ -48,6 +48,23 @@ def test_paragraph_score_top_share_grows_with_length():
     assert paragraph_score([], 3, 0.2) == 0.0
 
 
+def test_evidence_score_adds_up_confident_swaps_per_square_root_of_length():
+    import math
+
+    ev = lambda p: paragraph_score(p, method="evidence")  # noqa: E731
+    assert ev([]) == 0.0
+    assert ev([0.9] + [0.0] * 99) == pytest.approx(1 - math.exp(-(-math.log(0.1)) / 10))
+    # one false alarm in a long clean paragraph weighs less than in a short one ...
+    assert ev([0.9] + [0.02] * 99) < ev([0.9] + [0.02] * 20)
+    # ... while swaps all through a long paragraph keep it high
+    assert ev([0.9, 0.02, 0.02, 0.02, 0.02] * 20) > 0.9
+    # a short line is scored as if it had min_words words: one doubtful word is weak evidence
+    assert ev([0.5]) == pytest.approx(1 - math.exp(-math.log(2) / math.sqrt(10)))
+    assert ev([1.0]) < 1.0  # probabilities are clipped: no infinite evidence
+    with pytest.raises(ValueError, match="unknown paragraph score"):
+        paragraph_score([0.5], method="max")
+
+
 def test_merge_spans_joins_adjacent_flagged_words_only():
     text = "the Common Meeting will vote, he mentioned"
     toks = words(text)

@@ -26,6 +26,7 @@ from degarble.models.restorer import (
     merge_flagged,
     restore_case,
     segments,
+    trim_common_words,
 )
 from degarble.text import words
 from degarble.types import Detection, Edit, Span
@@ -292,6 +293,32 @@ def test_edit_keeps_case_drops_kept_spans_and_low_scores(tiny_restorer):
     d = r._edit(text, j, j + 4, "", 0.8, 0)  # a deleted filler takes a space with it
     assert (d.before, d.after) == ("just ", "")
     assert apply_edits(text, [d]) == "The Common Meeting will vote. He mentioned it."
+
+
+
+@pytest.mark.parametrize("before,after,part,rest", [
+    ("the Common Meeting", "the General Assembly", "Common Meeting", "General Assembly"),
+    ("at arms length", "at arm's length", "arms", "arm's"),
+    ("really important", "important", "really", ""),  # a deletion
+    ("issued functions", "published works", "issued functions", "published works"),  # nothing shared
+    ("Voice", "Voice over", "Voice", "Voice over"),  # a word of before always stays
+    ("x  y\nz", "x q z", "y", "q"),  # offsets, not re-joined words
+])
+def test_trim_common_words_leaves_shared_words_out_of_the_edit(before, after, part, rest):
+    s, e, a = trim_common_words(before, after)
+    assert (before[s:e], a) == (part, rest)
+
+
+def test_edit_leaves_a_flagged_kept_neighbour_untouched(tiny_restorer):
+    r = tiny_restorer
+    text = "Then the Common Meeting is really important now."
+    a = text.index("the Common")
+    e = r._edit(text, a, a + len("the Common Meeting"), "the general assembly", 0.9, 0)
+    assert e == Edit(text.index("Common"), text.index(" is"), "Common Meeting", "General Assembly", 0.9)
+    k = text.index("really")
+    d = r._edit(text, k, k + len("really important"), "important", 0.8, 0)  # a deletion after trimming
+    assert (d.before, d.after) == ("really ", "")
+    assert apply_edits(text, [e, d]) == "Then the General Assembly is important now."
 
 
 TEXTS = [

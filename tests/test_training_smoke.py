@@ -121,3 +121,29 @@ def test_train_detector_resumes_from_its_last_checkpoint(tmp_path, sample_paragr
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed at step 3" in again.stdout
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 5
+
+
+def test_calibration_groups_set_the_threshold_on_every_clean_news_paragraph():
+    """The shipped threshold is calibrated on every news paragraph outside the spun groups; the
+    spun groups are the ones training validates on, and no text is both clean and spun."""
+    sys.path.insert(0, str(TRAINING))
+    try:
+        from calibrate_detector import calibration_groups, validation_groups
+    finally:
+        sys.path.remove(str(TRAINING))
+
+    records = [json.loads(line) for line in SAMPLE.open(encoding="utf-8")]
+    texts = [r["text"] for r in records]
+    source = {r["text"]: r["source"] for r in records}
+    plain = validation_groups(texts, 8, ["synonym-swap.v2"])
+    news = calibration_groups(SAMPLE, 8, ["synonym-swap.v2"])
+    for rate in ("light", "medium", "heavy"):
+        assert [s.text for s in news[rate]] == [s.text for s in plain[rate]]
+    originals = {degarble.apply_edits(s.text, s.edits) for rate in ("light", "medium", "heavy") for s in news[rate]}
+    assert not originals & set(news["clean"])
+    assert news["clean"] and all(source[t] == "wikinews_en" for t in news["clean"])
+    n_news = sum(r["source"] == "wikinews_en" for r in records)
+    n_spun_news = sum(source[t] == "wikinews_en" for t in originals)
+    assert len(news["clean"]) == n_news - n_spun_news  # every other news paragraph
+    # a split without the news corpus still calibrates, on all its clean paragraphs
+    assert len(calibration_groups(SAMPLE, 8, ["synonym-swap.v2"], ("no-such-corpus",))["clean"]) == len(texts) - 24

@@ -30,6 +30,7 @@ class Model:
             word_threshold=det.get("word_threshold", 0.5),
             top_k=det.get("top_k", 3),
             top_share=det.get("top_share", 0.0),
+            score=det.get("score", "top"),
         )
         self.restorer = None
         res = self.manifest.restorer

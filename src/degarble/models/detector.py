@@ -103,23 +103,49 @@ def encode_words(tokenizer, text: str, toks, max_length: int = 128, stride: int 
 
 
 # ---- aggregation -------------------------------------------------------------------------------
-def paragraph_score(word_probs: list[float], top_k: int = 3, top_share: float = 0.0) -> float:
-    """A paragraph's ``spun_score``: the mean of its highest word probabilities.
+PARAGRAPH_SCORES = ("evidence", "top")
 
-    It averages the top ``max(top_k, ceil(top_share * words))`` words. The maximum alone
-    (GECToR's sentence score) flags clean paragraphs on one odd word; the mean over all words
-    misses lightly spun ones. The top few sit between; scaling their number with the paragraph's
-    length (``top_share``) lets a long clean paragraph's one or two false alarms weigh less, while
-    a spun one, with swaps all through it, keeps its score (measured on validation: recall at a
-    1 % clean false-positive rate 0.873 -> 0.900 at the medium rate with ``top_share`` 0.2). The
-    threshold shipped in the bundle is calibrated on this exact score. A paragraph of fewer than
-    ``top_k`` words counts the missing ones as 0: one word ("More", a scraped link) is weak evidence.
+
+def paragraph_score(word_probs: list[float], top_k: int = 3, top_share: float = 0.0, method: str = "top",
+                    min_words: int = 10) -> float:
+    """A paragraph's ``spun_score`` from its word probabilities, by ``method``.
+
+    * ``"evidence"`` (bundles from 0.2.1 on): :func:`evidence_score`.
+    * ``"top"`` (0.2.0 bundles): the mean of the top ``max(top_k, ceil(top_share * words))``
+      word probabilities. The maximum alone (GECToR's sentence score) flags clean paragraphs on
+      one odd word; the mean over all words misses lightly spun ones. A paragraph of fewer than
+      ``top_k`` words counts the missing ones as 0.
+
+    The threshold shipped in a bundle is calibrated on the score its manifest names.
     """
+    if method == "evidence":
+        return evidence_score(word_probs, min_words)
+    if method != "top":
+        raise ValueError(f"unknown paragraph score {method!r}; known: {', '.join(PARAGRAPH_SCORES)}")
     if not word_probs or top_k < 1:
         return 0.0
     k = max(top_k, math.ceil(top_share * len(word_probs)))
     top = sorted(word_probs, reverse=True)[:k]
     return float(sum(top) / k)
+
+
+def evidence_score(word_probs: list[float], min_words: int = 10) -> float:
+    """``1 - exp(-E)``, where ``E`` is the paragraph's evidence of spinning: the sum over its words of
+    ``-log(1 - p)`` (every confident swap adds, an unsure word adds little), divided by
+    ``sqrt(max(words, min_words))``.
+
+    Dividing by the square root sits between a sum (long clean paragraphs pile up small doubts)
+    and a mean (one swap in a long paragraph vanishes); ``min_words`` keeps one doubtful word
+    from making a short line ("More", a caption) look spun. Measured on validation, with the
+    threshold at a 1 % false-positive rate on clean Wikinews paragraphs (0.2.0 detector):
+    paragraph recall light / medium / heavy 0.52 / 0.89 / 0.94, against 0.38 / 0.86 / 0.93 for
+    the mean of the top 20 % of word probabilities and 0.52 / 0.86 / 0.93 for the top three;
+    dividing by words^0.25 or words^0.75 instead of the square root did no better.
+    """
+    if not word_probs:
+        return 0.0
+    evidence = -sum(math.log1p(-min(p, 0.999)) for p in word_probs)
+    return float(1.0 - math.exp(-evidence / math.sqrt(max(len(word_probs), min_words, 1))))
 
 
 def merge_spans(text: str, toks, probs: list[float], word_threshold: float) -> list[Span]:
@@ -147,7 +173,8 @@ class Detector:
     """A loaded detector: ``Detector.from_dir(path, threshold=...)``, then :meth:`detect`."""
 
     def __init__(self, model, tokenizer, threshold: float = 0.5, max_length: int = 128, stride: int = 32,
-                 word_threshold: float = 0.5, top_k: int = 3, top_share: float = 0.0, bf16: bool | None = None):
+                 word_threshold: float = 0.5, top_k: int = 3, top_share: float = 0.0, score: str = "top",
+                 bf16: bool | None = None):
         import torch
 
         self.model = model.eval()
@@ -158,6 +185,9 @@ class Detector:
         self.word_threshold = float(word_threshold)
         self.top_k = int(top_k)
         self.top_share = float(top_share)
+        if score not in PARAGRAPH_SCORES:
+            raise ValueError(f"unknown paragraph score {score!r}; known: {', '.join(PARAGRAPH_SCORES)}")
+        self.score = score
         self.bf16 = cpu_has_bf16() if bf16 is None else bf16
         self._torch = torch
 
@@ -170,6 +200,10 @@ class Detector:
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model = AutoModelForTokenClassification.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
         return cls(model, tok, **settings)
+
+    def paragraph_score(self, word_probs: list[float]) -> float:
+        """A paragraph's ``spun_score`` from its word probabilities, with this detector's settings."""
+        return paragraph_score(word_probs, self.top_k, self.top_share, self.score)
 
     def word_probabilities(self, texts: list[str], batch_size: int = 32) -> list[tuple[list, list[float]]]:
         """For each text: its words (offsets into the *normalised* text) and their probabilities."""
@@ -214,7 +248,7 @@ class Detector:
             paras = []
             for a, b in paragraphs(ntext) or [(0, len(ntext))]:
                 pp = [p for t, p in zip(toks, probs) if a <= t.start < b]
-                paras.append({"start": idx[a], "end": idx[b], "spun_score": paragraph_score(pp, self.top_k, self.top_share),
+                paras.append({"start": idx[a], "end": idx[b], "spun_score": self.paragraph_score(pp),
                               "words": len(pp)})
             for p in paras:
                 p["is_spun"] = bool(p["spun_score"] >= thr)

@@ -500,16 +500,42 @@ class Restorer:
             return None
         if compare_key(rep) == compare_key(before):
             return None  # the model kept the span: the detector's flag was a false alarm
-        if rep == "":
+        curly = text.count("’") > text.count("'")
+        after = restore_case(before, rep, _sentence_initial(text, a, seg_start), curly) if rep else ""
+        s, e, after = trim_common_words(before, after)
+        a, b = a + s, a + e
+        if after == "":
             # a deleted filler takes one neighbouring space with it
             if b < len(text) and text[b] == " ":
                 b += 1
             elif a > 0 and text[a - 1] == " ":
                 a -= 1
-            return Edit(a, b, text[a:b], "", score)
-        curly = text.count("’") > text.count("'")
-        after = restore_case(before, rep, _sentence_initial(text, a, seg_start), curly)
-        return Edit(a, b, before, after, score)
+        return Edit(a, b, text[a:b], after, score)
+
+
+def trim_common_words(before: str, after: str) -> tuple[int, int, str]:
+    """The part of a replacement that changes: ``(start, end, after)``, offsets into ``before``.
+
+    Words that ``before`` and ``after`` share at either end are left out of the edit: where the
+    detector flagged a kept word beside a swapped one ("the Common Meeting" -> "the General
+    Assembly"), the editor sees, and accepts or rejects, only "Common Meeting" -> "General
+    Assembly", which is also the edit a scorer matches exactly. At least one word of ``before``
+    stays in the edit; ``after`` may become empty (a deletion: "really important" -> "important").
+    """
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", before)]
+    if not spans:
+        return 0, len(before), after
+    bw = [compare_key(before[x:y]) for x, y in spans]
+    aw = after.split()
+    i = 0
+    while i < len(bw) - 1 and i < len(aw) and bw[i] == compare_key(aw[i]):
+        i += 1
+    j = 0
+    while j < len(bw) - 1 - i and j < len(aw) - i and bw[-1 - j] == compare_key(aw[-1 - j]):
+        j += 1
+    if i == j == 0:
+        return 0, len(before), after
+    return spans[i][0], spans[len(bw) - 1 - j][1], " ".join(aw[i : len(aw) - j])
 
 
 class SharedCrossAttention:
