@@ -53,7 +53,7 @@ def test_evidence_score_adds_up_confident_swaps_per_square_root_of_length():
 
     ev = lambda p: paragraph_score(p, method="evidence")  # noqa: E731
     assert ev([]) == 0.0
-    assert ev([0.9] + [0.0] * 99) == pytest.approx(1 - math.exp(-(-math.log(0.1)) / 10))
+    assert ev([0.9] + [0.0] * 99) == pytest.approx(1 - math.exp(math.log(0.1) / 10))
     # one false alarm in a long clean paragraph weighs less than in a short one ...
     assert ev([0.9] + [0.02] * 99) < ev([0.9] + [0.02] * 20)
     # ... while swaps all through a long paragraph keep it high
