@@ -352,9 +352,13 @@ def test_markdown_marks_undefined_precision():
 @pytest.mark.skipif(not (REAL_SHARED / "dev" / "seed_dev.jsonl").exists(), reason="shared/ not present")
 def test_real_dev_article_through_the_harness():
     sets, notes = evaluate.load_named_sets(["seed-dev"], SETS_DIR, REPO, None, None, log=lambda m: None)
-    assert notes == [] and sets[0].name == "seed-dev.v1" and len(sets[0].texts) == 30
+    # the originals it is scored against come along, clean sets first
+    assert notes == [] and [s.name for s in sets] == ["seed-dev.v1/originals", "seed-dev.v1"]
+    assert len(sets[1].texts) == 30
     report, _ = evaluate.evaluate([DoNothing()], sets, quiet=True)
-    r = report["results"][0]["restoration"]
+    dev = next(x for x in report["results"] if x["set"] == "seed-dev.v1")
+    assert dev["detection"]["negatives"] == "seed-dev.v1/originals"
+    r = dev["restoration"]
     assert 100 * r["wer_spun"] == pytest.approx(31.2, abs=0.5)
     assert r["bleu"]["score"] == pytest.approx(44.0, abs=0.5)
     assert r["chrf"]["score"] == pytest.approx(66.2, abs=0.5)

@@ -369,7 +369,8 @@ def load_named_sets(
     limit: int | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[list[EvalSet], list[str]]:
-    """Build the named sets (all in ``sets_dir`` when ``names`` is None).
+    """Build the named sets (all in ``sets_dir`` when ``names`` is None), with the clean sets they
+    are scored against (their ``negatives``).
 
     Returns the sets and a list of notes for the sets that could not be built (missing corpus,
     missing spinner), each saying how to fix it; those sets are skipped, not fatal. Clean sets come
@@ -382,7 +383,11 @@ def load_named_sets(
         unknown = [n for n in names if n not in defs and n not in {d["name"] for d in defs.values()}]
         if unknown:
             raise SetError(f"unknown set(s) {', '.join(unknown)}; {sets_dir} has: {', '.join(defs)}")
-        defs = {k: d for k, d in defs.items() if k in names or d["name"] in names}
+        wanted = {k: d for k, d in defs.items() if k in names or d["name"] in names}
+        # the clean set a chosen set is scored against comes along: without it, AUROC and FPR
+        # would rest on whatever unchanged paragraphs the spun set happens to have
+        negatives = {d.get("negatives") for d in wanted.values()}
+        defs = {**wanted, **{k: d for k, d in defs.items() if d["name"] in negatives}}
     ordered = sorted(defs.values(), key=lambda d: (d["kind"] != "clean", d["name"]))
     sets: list[EvalSet] = []
     notes: list[str] = []
