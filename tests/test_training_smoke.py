@@ -57,6 +57,17 @@ def test_train_restorer_tiny_run_adds_a_restorer_to_the_bundle(tmp_path, sample_
     res = model.restore(["The Common Meeting will vote on Monday."])[0]
     assert degarble.apply_edits("The Common Meeting will vote on Monday.", res.edits) == res.text
 
+    # calibrate_restorer.py --run puts the same run into another bundle, with the run's config and scores
+    other = tmp_path / "other"
+    shutil.copytree(tiny_bundle, other)
+    cmd = [sys.executable, str(TRAINING / "calibrate_restorer.py"), "--run", str(tmp_path / "run"),
+           "--bundle", str(other), "--validation", str(SAMPLE), "-n", "6"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = degarble.load(other).manifest
+    assert m.to_dict()["restorer_train_config"] == summary["config"]
+    assert m.scores["restorer_validation"] == summary["validation"]
+
 
 def test_detector_recalibration_keeps_the_restorer(tmp_path, tiny_full_bundle):
     """calibrate_detector.py rewrites the manifest of a bundle that also holds a restorer."""

@@ -1,6 +1,7 @@
 """Calibrate the restorer's edit threshold with the bundle's detector, and put the restorer in the bundle.
 
-    python training/calibrate_restorer.py --restorer runs/restorer/export [--bundle src/degarble/models/default]
+    python training/calibrate_restorer.py --run runs/restorer [--bundle src/degarble/models/default]
+    python training/calibrate_restorer.py --restorer DIR [--bundle ...]   # any save_pretrained folder
 
 ``min_score`` is the replacement probability below which the restorer leaves a flagged span
 alone. It is chosen on the open-licence validation split (never on BBC or the dev article),
@@ -113,9 +114,13 @@ def add_restorer_to_bundle(bundle: Path, restorer_dir: Path, cfg: dict | None = 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, help="a train_restorer.py out_dir: its export/, with the config and "
+                    "validation scores of its summary.json")
     ap.add_argument("--restorer", type=Path, help="save_pretrained folder of the restorer (default: the bundle's)")
     ap.add_argument("--bundle", type=Path, default=REPO / "src/degarble/models/default")
     ap.add_argument("-n", type=int, default=200, help="validation paragraphs per group")
+    ap.add_argument("--validation", default=VALIDATION, help="JSONL of clean validation paragraphs (relative "
+                    "to the repository or absolute)")
     ap.add_argument("--rank", type=json.loads, default=None,
                     help='candidate ranking settings as JSON, e.g. \'{"candidates": 24, "prior_weight": 1.0}\' '
                          "(default: greedy generation only)")
@@ -124,15 +129,23 @@ def main(argv=None) -> int:
 
     m = read_manifest(args.bundle)
     cfg = m.to_dict().get("restorer_train_config")
+    val = (m.scores or {}).get("restorer_validation")
     src = args.restorer
+    if args.run is not None:
+        summary_file = args.run / "summary.json"
+        if not summary_file.is_file():
+            sys.exit(f"error: {summary_file} not found; is {args.run} a finished train_restorer.py run?")
+        summary = json.loads(summary_file.read_text())
+        cfg, val = summary.get("config"), summary.get("validation")
+        src = src or args.run / "export"
     with tempfile.TemporaryDirectory() as tmp:
         if src is None:
             if m.restorer is None:
                 sys.exit(f"error: {args.bundle} has no restorer; pass --restorer DIR")
             src = Path(tmp) / "restorer"
             shutil.copytree(m.part_dir("restorer"), src)
-        val = (m.scores or {}).get("restorer_validation")
-        cal = add_restorer_to_bundle(args.bundle, src, cfg=cfg, validation=val, n=args.n, rank=args.rank)
+        cal = add_restorer_to_bundle(args.bundle, src, cfg=cfg, validation=val, n=args.n, path=args.validation,
+                                     rank=args.rank)
     print(json.dumps({k: v for k, v in cal.items() if k != "grid"}, indent=2))
     return 0
 

@@ -325,7 +325,8 @@ tokenizer.save_pretrained(export)
 model = span_infiller_class().from_pretrained(str(export), local_files_only=True, dtype=torch.float32)
 res16 = validate()
 print(f"validation of the fp16 export: {json.dumps(res16)}", flush=True)
-summary = {"validation": res16, "best": best, "steps": step, "minutes": round((time.time() - t0) / 60, 1)}
+summary = {"validation": res16, "best": best, "steps": step, "minutes": round((time.time() - t0) / 60, 1),
+           "config": dataclasses.asdict(cfg)}  # calibrate_restorer.py --run puts it in a bundle
 (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 if cfg.bundle:
