@@ -60,6 +60,7 @@ class TrainConfig:
     seed: int = 1337
     max_minutes: float = 60.0  # wall-clock training budget; the loop stops after it
     max_steps: int = 0  # the run length and learning-rate schedule; 0 = until max_minutes
+    stop_step: int = 0  # stop at this step, schedule still planned for max_steps (replays a run cut by max_minutes)
     batch_size: int = 32
     bucket: int = 16  # batches drawn at once and grouped by length (less padding)
     lr: float = 8e-5  # small model, short schedule: a bit above the usual 5e-5
@@ -214,7 +215,9 @@ log_loss = 0.0
 while True:
     elapsed = (time.time() - t0) / 60
     # max_steps fixes the run (reproducible); max_minutes is the wall-clock budget and safety net
-    if (cfg.max_steps and step >= cfg.max_steps) or (cfg.max_minutes and elapsed >= cfg.max_minutes):
+    if (cfg.max_steps and step >= cfg.max_steps) or (cfg.max_minutes and elapsed >= cfg.max_minutes) or (
+        cfg.stop_step and step >= cfg.stop_step
+    ):
         break
     wins = batches.next(step)
     ids, mask, labels = collate(wins)
