@@ -134,6 +134,24 @@ def test_train_detector_resumes_from_its_last_checkpoint(tmp_path, sample_paragr
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 5
 
 
+def test_train_detector_stop_step_cuts_the_run_but_keeps_its_schedule(tmp_path, sample_paragraphs):
+    """``stop_step`` replays a run that a time budget cut short: it stops there, with the learning-rate
+    schedule still planned for ``max_steps`` (detector phase 5 stopped at step 1,474 of 1,500)."""
+    base = make_tiny_detector_dir(tmp_path / "base", sample_paragraphs)
+    cmd = [
+        sys.executable, str(REPO / "training" / "train_detector.py"),
+        "--config", str(REPO / "training" / "configs" / "tiny.json"),
+        "--base_model", str(base), "--train_file", str(SAMPLE), "--validation_file", str(SAMPLE),
+        "--out_dir", str(tmp_path / "run"), "--max_length", "48", "--threads", "1", "--no-bf16",
+        "--max_steps", "6", "--stop_step", "2",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 2
+    assert summary["config"]["max_steps"] == 6 and summary["config"]["stop_step"] == 2
+
+
 def test_calibration_groups_set_the_threshold_on_every_clean_news_paragraph():
     """The shipped threshold is calibrated on every news paragraph outside the spun groups; the
     spun groups are the ones training validates on, and no text is both clean and spun."""

@@ -271,7 +271,8 @@ det16 = Detector(model, tokenizer, max_length=cfg.max_length, stride=cfg.stride,
                  top_share=cfg.top_share, score=cfg.score, bf16=cfg.bf16)
 cal = calibrate(det16, calibration_groups(REPO / cfg.validation_file, cfg.val_paragraphs, cfg.profiles), cfg.target_fpr)
 print(f"validation and calibration of the fp16 export: {json.dumps(cal)}", flush=True)
-summary = {"validation": res16, "calibration": cal, "steps": step, "minutes": round((time.time() - t0) / 60, 1)}
+summary = {"validation": res16, "calibration": cal, "steps": step, "minutes": round((time.time() - t0) / 60, 1),
+           "config": dataclasses.asdict(cfg)}
 (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 if cfg.bundle_out:
