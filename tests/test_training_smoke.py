@@ -14,6 +14,16 @@ SAMPLE = REPO / "data" / "sample" / "paragraphs.jsonl"
 TRAINING = REPO / "training"
 
 
+def _tiny_detector_cmd(tmp_path, base) -> list[str]:
+    """train_detector.py on the sample paragraphs with the tiny config, from the tiny base model ``base``."""
+    return [
+        sys.executable, str(REPO / "training" / "train_detector.py"),
+        "--config", str(REPO / "training" / "configs" / "tiny.json"),
+        "--base_model", str(base), "--train_file", str(SAMPLE), "--validation_file", str(SAMPLE),
+        "--out_dir", str(tmp_path / "run"), "--max_length", "48", "--threads", "1", "--no-bf16",
+    ]
+
+
 def test_train_detector_tiny_run_writes_a_loadable_bundle(tmp_path, sample_paragraphs):
     base = make_tiny_detector_dir(tmp_path / "base", sample_paragraphs)
     bundle = tmp_path / "bundle"
@@ -119,13 +129,7 @@ def test_train_detector_continues_a_detector_and_keeps_the_bundles_restorer(tmp_
 
 
 def test_train_detector_resumes_from_its_last_checkpoint(tmp_path, sample_paragraphs):
-    base = make_tiny_detector_dir(tmp_path / "base", sample_paragraphs)
-    cmd = [
-        sys.executable, str(REPO / "training" / "train_detector.py"),
-        "--config", str(REPO / "training" / "configs" / "tiny.json"),
-        "--base_model", str(base), "--train_file", str(SAMPLE), "--validation_file", str(SAMPLE),
-        "--out_dir", str(tmp_path / "run"), "--max_length", "48", "--threads", "1", "--no-bf16",
-    ]
+    cmd = _tiny_detector_cmd(tmp_path, make_tiny_detector_dir(tmp_path / "base", sample_paragraphs))
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     again = subprocess.run(cmd + ["--resume", "--max_steps", "5"], capture_output=True, text=True, timeout=600)
@@ -138,13 +142,7 @@ def test_train_detector_stop_step_cuts_the_run_but_keeps_its_schedule(tmp_path, 
     """``stop_step`` replays a run that a time budget cut short: it stops there, with the learning-rate
     schedule still planned for ``max_steps`` (detector phase 5 stopped at step 1,474 of 1,500)."""
     base = make_tiny_detector_dir(tmp_path / "base", sample_paragraphs)
-    cmd = [
-        sys.executable, str(REPO / "training" / "train_detector.py"),
-        "--config", str(REPO / "training" / "configs" / "tiny.json"),
-        "--base_model", str(base), "--train_file", str(SAMPLE), "--validation_file", str(SAMPLE),
-        "--out_dir", str(tmp_path / "run"), "--max_length", "48", "--threads", "1", "--no-bf16",
-        "--max_steps", "6", "--stop_step", "2",
-    ]
+    cmd = _tiny_detector_cmd(tmp_path, base) + ["--max_steps", "6", "--stop_step", "2"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
