@@ -17,8 +17,7 @@ TRAINING = REPO / "training"
 def _tiny_detector_cmd(tmp_path, base) -> list[str]:
     """train_detector.py on the sample paragraphs with the tiny config, from the tiny base model ``base``."""
     return [
-        sys.executable, str(REPO / "training" / "train_detector.py"),
-        "--config", str(REPO / "training" / "configs" / "tiny.json"),
+        sys.executable, str(TRAINING / "train_detector.py"), "--config", str(TRAINING / "configs" / "tiny.json"),
         "--base_model", str(base), "--train_file", str(SAMPLE), "--validation_file", str(SAMPLE),
         "--out_dir", str(tmp_path / "run"), "--max_length", "48", "--threads", "1", "--no-bf16",
     ]
@@ -27,13 +26,7 @@ def _tiny_detector_cmd(tmp_path, base) -> list[str]:
 def test_train_detector_tiny_run_writes_a_loadable_bundle(tmp_path, sample_paragraphs):
     base = make_tiny_detector_dir(tmp_path / "base", sample_paragraphs)
     bundle = tmp_path / "bundle"
-    cmd = [
-        sys.executable, str(REPO / "training" / "train_detector.py"),
-        "--config", str(REPO / "training" / "configs" / "tiny.json"),
-        "--base_model", str(base), "--train_file", str(SAMPLE), "--validation_file", str(SAMPLE),
-        "--out_dir", str(tmp_path / "run"), "--bundle_out", str(bundle), "--max_length", "48",
-        "--threads", "1", "--no-bf16",
-    ]
+    cmd = _tiny_detector_cmd(tmp_path, base) + ["--bundle_out", str(bundle)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

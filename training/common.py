@@ -131,6 +131,14 @@ def load_checkpoint(path: Path, opt, batches: LengthBatches, data_rng: random.Ra
     return state["step"], best
 
 
+def run_is_over(cfg, step: int, minutes: float) -> bool:
+    """Whether a training loop stops before ``step``: at ``max_steps`` (the run length, reproducible),
+    after ``max_minutes`` (the wall-clock budget and safety net) or at ``stop_step`` (replays a run that
+    the budget cut, its schedule still planned for ``max_steps``); a setting of 0 is off."""
+    return bool((cfg.max_steps and step >= cfg.max_steps) or (cfg.max_minutes and minutes >= cfg.max_minutes)
+                or (cfg.stop_step and step >= cfg.stop_step))
+
+
 def base_model_path(name: str) -> str:
     """The pretrained encoder to start from: ``name`` if given, else all-MiniLM-L6-v2 from its package.
 

@@ -39,6 +39,7 @@ from common import (  # training/ is on sys.path
     load_checkpoint,
     parse_config,
     read_texts,
+    run_is_over,
     save_checkpoint,
 )
 
@@ -214,10 +215,7 @@ seen = 0
 log_loss = 0.0
 while True:
     elapsed = (time.time() - t0) / 60
-    # max_steps fixes the run (reproducible); max_minutes is the wall-clock budget and safety net
-    if (cfg.max_steps and step >= cfg.max_steps) or (cfg.max_minutes and elapsed >= cfg.max_minutes) or (
-        cfg.stop_step and step >= cfg.stop_step
-    ):
+    if run_is_over(cfg, step, elapsed):
         break
     wins = batches.next(step)
     ids, mask, labels = collate(wins)
