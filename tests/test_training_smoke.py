@@ -8,6 +8,7 @@ from pathlib import Path
 from conftest import make_tiny_detector_dir
 
 import degarble
+from degarble.models.detector import cpu_has_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "paragraphs.jsonl"
@@ -48,12 +49,14 @@ def test_train_restorer_tiny_run_adds_a_restorer_to_the_bundle(tmp_path, sample_
         "--config", str(REPO / "training" / "configs" / "tiny-restorer.json"),
         "--base_model", str(base), "--train_file", str(SAMPLE), "--validation_file", str(SAMPLE),
         "--out_dir", str(tmp_path / "run"), "--bundle", str(bundle), "--calibration_paragraphs", "6",
-        "--decoder_layers", "1", "--threads", "1", "--no-bf16",
+        "--decoder_layers", "1", "--threads", "1",  # no --bf16 flag: the default follows the CPU
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["validation"]["spans"] > 0
+    # bf16 autocast only where the CPU runs it natively: emulated bf16 is many times slower than fp32
+    assert summary["config"]["bf16"] == cpu_has_bf16()
     model = degarble.load(bundle)
     assert model.has_restorer and model.manifest.restorer["min_score"] >= 0.0
     assert "restorer_calibration" in model.manifest.scores

@@ -43,7 +43,7 @@ from common import (  # training/ is on sys.path
     save_checkpoint,
 )
 
-from degarble.models.detector import IGNORE, Detector, encode_words
+from degarble.models.detector import IGNORE, Detector, cpu_has_bf16, encode_words
 from degarble.seed import set_seed
 from degarble.spin import PROFILES, RATES, Spinner
 from degarble.text import sentences, words
@@ -79,7 +79,7 @@ class TrainConfig:
     top_k: int = 3  # paragraph score = mean of the top max(top_k, top_share x words) word probabilities
     top_share: float = 0.2  # 0.0 = always the top-k; measured in calibrate_detector.py's note
     score: str = "evidence"  # paragraph score: "evidence" or "top" (degarble.models.detector.paragraph_score)
-    bf16: bool = True  # bf16 autocast: about 2x faster on CPUs with AVX512-BF16
+    bf16: bool = field(default_factory=cpu_has_bf16)  # bf16 autocast where the CPU runs it natively
     threads: int = 0  # torch threads; 0 = all cores
     name: str = "en-small"
     resume: bool = False

@@ -267,7 +267,11 @@ class Detector:
 
 
 def cpu_has_bf16() -> bool:
-    """True where the CPU runs bf16 matrix work natively (AVX512-BF16 / AMX); else fp32 is faster."""
+    """True where the CPU runs bf16 matrix work natively (AVX512-BF16 / AMX); else fp32 is faster.
+
+    There bf16 autocast about doubles training speed; on an AVX2-only CPU it is emulated and many
+    times slower than fp32 (``training/README.md``), so inference and training default to this.
+    """
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
