@@ -96,12 +96,20 @@ def test_bench_end_to_end_in_process(tiny_bundle, tmp_path, monkeypatch):
     spin_mod.spin = lambda text, rate, seed: types.SimpleNamespace(text=text.replace("cat", "feline"),
                                                                    signature="spin:fake.v1|rate:0.20|seed:13")
     monkeypatch.setitem(sys.modules, "degarble.spin", spin_mod)
-    monkeypatch.setattr(degarble, "load", lambda path=None: FakeModel(), raising=False)
+    asked = []
+
+    def fake_load(path=None, precision=None):
+        asked.append(precision)
+        m = FakeModel()
+        m.precision = precision
+        return m
+
+    monkeypatch.setattr(degarble, "load", fake_load, raising=False)
     p = argparse.ArgumentParser()
     bench.add_bench_arguments(p)
     out = tmp_path / "bench.json"
     args = p.parse_args(["--model", str(tiny_bundle), "--corpus", str(corpus), "--articles", "2", "--words", "40",
-                         "--repeats", "1", "--in-process", "--output", str(out)])
+                         "--repeats", "1", "--in-process", "--output", str(out), "--precision", "int8"])
     assert bench.run_bench_from_args(args) == 0
     r = json.loads(out.read_text())
     assert r["articles"]["n"] == 2 and r["articles"]["spin_signature"].startswith("spin:fake.v1")
@@ -112,6 +120,7 @@ def test_bench_end_to_end_in_process(tiny_bundle, tmp_path, monkeypatch):
     assert r["pipeline"]["restorer"]["task"] == "generate() on every sentence"
     assert set(r["ratio_vs_pipeline"]["detect"]) == {"spun", "clean"}
     assert r["signature"].startswith("degarble-bench|model:fake@deadbeef|words:40|articles:2|")
+    assert asked == ["int8"] and r["degarble"]["precision"] == "int8" and "|precision:int8|" in r["signature"]
 
 
 def test_bench_usage_errors(tmp_path, capsys):

@@ -108,7 +108,7 @@ def stub(monkeypatch):
     model = StubModel()
     loaded = []
 
-    def fake_load(path=None):
+    def fake_load(path=None, precision=None):
         loaded.append(path)
         return model
 
@@ -413,7 +413,7 @@ def test_detect_model_load_failures_exit_2(tmp_path, monkeypatch, capsys):
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": "x"}])
     out = tmp_path / "out.jsonl"
 
-    def broken_load(path=None):
+    def broken_load(path=None, precision=None):
         raise BundleError("no model bundle found. Give one in any of these ways: ...")
 
     monkeypatch.setattr(degarble, "load", broken_load, raising=False)
@@ -432,7 +432,7 @@ def test_detect_bad_model_output_is_a_record_error(tmp_path, monkeypatch, capsys
         def detect(self, texts):
             return [{"spun_score": 0.2} for _ in texts]  # no is_spun, no spans
 
-    monkeypatch.setattr(degarble, "load", lambda path=None: Odd(), raising=False)
+    monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: Odd(), raising=False)
     src = write_jsonl(tmp_path / "in.jsonl", [{"id": "q", "text": "x"}])
     assert main(["detect", src]) == 1
     assert "line 1 (id=q): bad model output: KeyError" in capsys.readouterr().err
@@ -443,7 +443,7 @@ def test_detect_model_returning_wrong_count_falls_back(tmp_path, monkeypatch, ca
         def detect(self, texts, batch_size=32):
             return [Detection(0.3, False, [])] * max(1, len(texts) - 1)
 
-    monkeypatch.setattr(degarble, "load", lambda path=None: Short(), raising=False)
+    monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: Short(), raising=False)
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}, {"text": "b"}])
     assert main(["detect", src]) == 0  # batch of two gave one result; each alone works
     assert len(read_jsonl(capsys.readouterr().out)) == 2
@@ -498,7 +498,7 @@ def test_restore_not_implemented_at_run_time_exits_2(tmp_path, monkeypatch, caps
         def restore(self, texts):
             raise NotImplementedError("restorer not trained yet")
 
-    monkeypatch.setattr(degarble, "load", lambda path=None: DetectOnly(), raising=False)
+    monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: DetectOnly(), raising=False)
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": "overseas"}])
     out = tmp_path / "out.jsonl"
     assert main(["restore", src, "-o", str(out)]) == 2

@@ -54,6 +54,7 @@ class FakeModel:
     name = "fake"
     bundle_hash = "deadbeef0123"
     threshold = 0.5
+    precision = "int8"
 
     def _hits(self, text):
         return [t for t in words(text) if t.text.lower() in UNSWAP]
@@ -123,7 +124,7 @@ def workspace(tmp_path, monkeypatch, fake_spinner):
     with gzip.open(shared / "data" / "tortured_phrases" / "pps_tortured_phrases.json.gz", "wt") as fh:
         json.dump(pps, fh)
     monkeypatch.setattr(evaluate, "REPO_ROOT", tmp_path)
-    monkeypatch.setattr(degarble, "load", lambda path=None: FakeModel(), raising=False)
+    monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: FakeModel(), raising=False)
     return tmp_path
 
 
@@ -152,6 +153,8 @@ def test_named_sets_end_to_end(workspace, capsys):
     assert rc == 0
     report = json.loads((out / "r.json").read_text())
     assert [s["name"] for s in report["systems"]] == ["fake", "do-nothing", "fgws"]
+    assert report["systems"][0]["precision"] == "int8"  # scores depend on it, so the report says it
+    assert "`fake` @deadbeef0123 (threshold 0.5, int8)" in (out / "s.md").read_text()
     names = [s["name"] for s in report["sets"]]
     assert names[0] == "bbc-test.v1/clean"  # clean sets first, so spun sets can use them
     assert set(names) == {"bbc-test.v1/clean", "bbc-test.v1/fake.v1/light", "bbc-test.v1/fake.v1/medium",
@@ -229,7 +232,7 @@ def test_missing_corpus_is_skipped_with_instructions(workspace, capsys):
 def test_no_bundle_reports_baselines_only(workspace, monkeypatch):
     from degarble.bundle import BundleError
 
-    def no_bundle(path=None):
+    def no_bundle(path=None, precision=None):
         raise BundleError("no bundle found: pass --model, set DEGARBLE_MODEL, or install the default")
 
     monkeypatch.setattr(degarble, "load", no_bundle)
@@ -243,7 +246,7 @@ def test_no_bundle_reports_baselines_only(workspace, monkeypatch):
 
 
 def test_explicit_model_that_does_not_load_is_an_error(workspace, monkeypatch):
-    def no_bundle(path=None):
+    def no_bundle(path=None, precision=None):
         raise OSError(f"{path} not found")
 
     monkeypatch.setattr(degarble, "load", no_bundle)
@@ -251,7 +254,7 @@ def test_explicit_model_that_does_not_load_is_an_error(workspace, monkeypatch):
 
 
 def test_detector_only_model(workspace, monkeypatch):
-    monkeypatch.setattr(degarble, "load", lambda path=None: DetectorOnly())
+    monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: DetectorOnly())
     out = workspace / "out"
     assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), "--shared", str(workspace / "shared"),
                 "--output", str(out / "r.json"), "--summary", str(out / "s.md"), "--no-plots"]) == 0

@@ -90,7 +90,9 @@ def test_restore_case(before, after, initial, curly, expected):
 
 @pytest.fixture(scope="module")
 def tiny_restorer(tiny_full_bundle):
-    return degarble.load(tiny_full_bundle).restorer
+    # fp32: these tests compare the decoding arithmetic with the model's own forward pass, which
+    # int8 (its activation scales follow each call's shapes) and bf16 match only roughly
+    return degarble.load(tiny_full_bundle, precision="fp32").restorer
 
 
 def test_encode_source_wraps_each_span_in_markers(tiny_restorer):
@@ -118,17 +120,13 @@ def test_greedy_decoding_of_rows_with_prompts_of_different_lengths(tiny_restorer
     r = tiny_restorer
     text = "the minister said the meeting was possible"
     spans = [(4, 12), (18, 29)]  # prompts of 3 and 4 tokens
-    saved, r.bf16 = r.bf16, False  # fp32 on both paths: the comparison is exact up to float error
-    try:
-        together = r.infill([(text, spans)])[0]
-        ids, mask = pad_batch([encode_source(r.tokenizer, text, spans)], r.tokenizer.pad_token_id, torch)
-        with torch.inference_mode():
-            hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-            with SharedCrossAttention(r.model, hidden) as cross:
-                alone = [r._greedy(cross, mask, [0], [decoder_prompt(r.tokenizer, j, text[a:b])])[0]
-                         for j, (a, b) in enumerate(spans)]
-    finally:
-        r.bf16 = saved
+    together = r.infill([(text, spans)])[0]
+    ids, mask = pad_batch([encode_source(r.tokenizer, text, spans)], r.tokenizer.pad_token_id, torch)
+    with torch.inference_mode():
+        hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        with SharedCrossAttention(r.model, hidden) as cross:
+            alone = [r._greedy(cross, mask, [0], [decoder_prompt(r.tokenizer, j, text[a:b])])[0]
+                     for j, (a, b) in enumerate(spans)]
     assert [rep for rep, _ in together] == [rep for rep, _ in alone]
     for (_, p1), (_, p2) in zip(together, alone):
         assert 0.0 <= p1 <= 1.0 and p1 == pytest.approx(p2, rel=1e-4, abs=1e-7)

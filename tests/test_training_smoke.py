@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import make_tiny_detector_dir
 
 import degarble
-from degarble.models.detector import cpu_has_bf16
+from degarble.models.precision import cpu_has_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "paragraphs.jsonl"

@@ -43,7 +43,8 @@ from common import (  # training/ is on sys.path
     save_checkpoint,
 )
 
-from degarble.models.detector import IGNORE, Detector, cpu_has_bf16, encode_words
+from degarble.models.detector import IGNORE, Detector, encode_words
+from degarble.models.precision import cpu_has_bf16
 from degarble.seed import set_seed
 from degarble.spin import PROFILES, RATES, Spinner
 from degarble.text import sentences, words
@@ -195,7 +196,7 @@ groups = validation_groups(val_texts, cfg.val_paragraphs, cfg.profiles)
 def validate() -> dict:
     model.eval()
     det = Detector(model, tokenizer, max_length=cfg.max_length, stride=cfg.stride, top_k=cfg.top_k,
-                   top_share=cfg.top_share, score=cfg.score, bf16=cfg.bf16)
+                   top_share=cfg.top_share, score=cfg.score, precision="bf16" if cfg.bf16 else "fp32")
     cal = calibrate(det, groups, cfg.target_fpr)
     model.train()
     res = {k: v for k, v in cal.items() if k.endswith(("token_f1", "token_p", "token_r", "auroc"))}
@@ -266,7 +267,7 @@ res16, _ = validate()
 # mixed ones validated on during training: too few for a steady 1 % quantile)
 model.eval()
 det16 = Detector(model, tokenizer, max_length=cfg.max_length, stride=cfg.stride, top_k=cfg.top_k,
-                 top_share=cfg.top_share, score=cfg.score, bf16=cfg.bf16)
+                 top_share=cfg.top_share, score=cfg.score, precision="bf16" if cfg.bf16 else "fp32")
 cal = calibrate(det16, calibration_groups(REPO / cfg.validation_file, cfg.val_paragraphs, cfg.profiles), cfg.target_fpr)
 print(f"validation and calibration of the fp16 export: {json.dumps(cal)}", flush=True)
 summary = {"validation": res16, "calibration": cal, "steps": step, "minutes": round((time.time() - t0) / 60, 1),

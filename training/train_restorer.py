@@ -41,7 +41,7 @@ from common import (  # training/ is on sys.path
 )
 
 from degarble.edits import apply_edits
-from degarble.models.detector import cpu_has_bf16
+from degarble.models.precision import cpu_has_bf16
 from degarble.models.restorer import (
     MAX_SPANS,
     Restorer,
@@ -208,7 +208,7 @@ resuming = cfg.resume and (last_dir / "config.json").is_file()
 if resuming or cfg.init_from:
     # a checkpoint of this run, or a trained restorer to continue from (fp16 exports load as fp32)
     source = last_dir if resuming else REPO / cfg.init_from
-    loaded = Restorer.from_dir(source)
+    loaded = Restorer.from_dir(source, precision="fp32")  # never int8: these weights train on
     model, tokenizer = loaded.model, loaded.tokenizer
     print(f"{'resuming' if resuming else 'continuing'} from {source}", flush=True)
 else:
@@ -240,7 +240,8 @@ val_items = validation_items(cfg.val_pieces)
 def validate() -> dict:
     """Span accuracy (spun spans restored exactly) and keep rate (false alarms left alone)."""
     model.eval()
-    r = Restorer(model, tokenizer, max_words=cfg.max_words, max_length=cfg.max_length, bf16=cfg.bf16)
+    r = Restorer(model, tokenizer, max_words=cfg.max_words, max_length=cfg.max_length,
+                 precision="bf16" if cfg.bf16 else "fp32")
     outs = r.infill([(it["text"], it["spans"]) for it in val_items])
     right = total = kept = alarms = 0
     for it, out in zip(val_items, outs):

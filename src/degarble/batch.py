@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .io import MAX_TEXT_CHARS, _check_text, _decode, _has_lone_surrogate, _id_of
+from .models.precision import requested_precision
 
 TASKS = ("detect", "restore", "validate")
 INPUT_FORMATS = ("auto", "jsonl", "csv", "parquet", "dir")
@@ -99,6 +100,7 @@ class WorkerSpec:
     threshold: float | None = None
     threads: int = 1
     text_field: str = "text"
+    precision: str = "auto"  # as asked (degarble.models.precision); each worker resolves "auto"
 
 
 @dataclass
@@ -459,7 +461,7 @@ class ChunkRunner:
         if spec.task != "validate":
             import degarble
 
-            self.model = degarble.load(spec.model)
+            self.model = degarble.load(spec.model, spec.precision)
 
     def _model_fn(self, texts: list[str]) -> list[Any]:
         s = self.spec
@@ -919,6 +921,7 @@ def run_batch(
     text_field: str = "text",
     input_format: str = "auto",
     model: str | os.PathLike | None = None,
+    precision: str | None = None,
     batch_size: int = 32,
     threshold: float | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -932,7 +935,8 @@ def run_batch(
 ) -> Summary:
     """Run the batch job (see the module docstring); return its :class:`Summary`.
 
-    ``workers`` defaults to the number of cores. ``progress`` defaults to "standard error is a
+    ``workers`` defaults to the number of cores. ``precision`` is as for :func:`degarble.load`
+    (each worker resolves ``auto`` on its own CPU). ``progress`` defaults to "standard error is a
     terminal". Raises :class:`BatchError` when the job cannot start; ``KeyboardInterrupt`` stops it
     after the parts already written are safe (rerun to go on).
     """
@@ -958,10 +962,14 @@ def run_batch(
     cores = os.cpu_count() or 1
     workers = max(1, int(workers or cores))
     model_path, model_hash = _resolve_model(task, model)
+    try:
+        precision = requested_precision(precision)
+    except ValueError as e:
+        raise BatchError(str(e)) from e
     say = log or (lambda msg: print(msg, file=sys.stderr))
 
     rspec = ReaderSpec(str(in_path.resolve()), fmt, text_field, max_chars, chunk_size)
-    wspec = WorkerSpec(task, model_path, batch_size, threshold, max(1, cores // workers), text_field)
+    wspec = WorkerSpec(task, model_path, batch_size, threshold, max(1, cores // workers), text_field, precision)
     manifest = {
         "state_version": STATE_VERSION,
         "input": input_fingerprint(in_path, fmt),
@@ -969,6 +977,7 @@ def run_batch(
         "text_field": text_field,
         "task": task,
         "model": model_hash,
+        "precision": precision if model_path else None,
         "threshold": threshold,
         "chunk_size": chunk_size,
         "max_chars": max_chars,
@@ -1094,22 +1103,24 @@ def _run_local(
 
 
 def hf_map(task: str = "detect", model: str | os.PathLike | None = None, text_field: str = "text",
-           batch_size: int = 32) -> Callable[[dict], dict]:
+           batch_size: int = 32, precision: str | None = None) -> Callable[[dict], dict]:
     """A function for ``Dataset.map(..., batched=True)`` that adds the contract fields.
 
         ds = ds.map(degarble.batch.hf_map("detect"), batched=True, batch_size=256)
 
     adds ``spun_score``, ``is_spun`` and ``spans`` (``restore``: ``restored`` and ``edits``).
     The model loads on first use in each process, so ``num_proc=N`` loads it once per process.
-    A missing (``None``) text is treated as the empty string.
+    A missing (``None``) text is treated as the empty string. ``precision`` as for
+    :func:`degarble.load`.
     """
     if task not in ("detect", "restore"):
         raise ValueError(f"task must be detect or restore, got {task!r}")
+    precision = requested_precision(precision)
 
     def fn(batch: dict) -> dict:
         import degarble
 
-        m = degarble.load(model)
+        m = degarble.load(model, precision)
         texts = [t if isinstance(t, str) else "" for t in batch[text_field]]
         results = m.detect(texts, batch_size=batch_size) if task == "detect" else m.restore(texts, batch_size)
         dicts = [r.to_dict() for r in results]

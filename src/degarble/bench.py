@@ -39,6 +39,7 @@ from typing import Any
 _T_START = time.perf_counter()  # a worker's cold start counts from here (imports included)
 
 from ._version import __version__  # noqa: E402
+from .models.precision import PRECISIONS  # noqa: E402
 from .text import sentences, words  # noqa: E402
 
 __all__ = ["add_bench_arguments", "bench_system", "make_articles", "plain_pipeline_system", "run_bench_from_args"]
@@ -302,15 +303,18 @@ def _set_threads(threads: int | None) -> int | None:
 
 
 def run_worker(path_kind: str, model: str | None, corpora: dict[str, list[str]], batch_size: int, repeats: int,
-               threads: int | None, t_start: float, log: Callable[[str], None]) -> dict:
-    """Load one path (``degarble`` or ``pipeline``), time its cold start, then benchmark it."""
+               threads: int | None, t_start: float, log: Callable[[str], None], precision: str | None = None) -> dict:
+    """Load one path (``degarble`` or ``pipeline``), time its cold start, then benchmark it.
+
+    ``precision`` applies to the degarble path (:func:`degarble.load`); the pipeline runs fp32."""
     n_threads = _set_threads(threads)
     if path_kind == "degarble":
         import degarble
 
         t0 = time.perf_counter()
-        system = degarble.load(model)
-        label = {"name": getattr(system, "name", "?"), "bundle_hash": getattr(system, "bundle_hash", "")}
+        system = degarble.load(model, precision)
+        label = {"name": getattr(system, "name", "?"), "bundle_hash": getattr(system, "bundle_hash", ""),
+                 "precision": getattr(system, "precision", None)}
     else:
         t0 = time.perf_counter()
         system = plain_pipeline_system(model, batch_size=batch_size)
@@ -340,6 +344,7 @@ def _worker_main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int)
+    p.add_argument("--precision")
     a = p.parse_args(argv)
     corpora = json.loads(Path(a.articles_file).read_text(encoding="utf-8"))
 
@@ -347,7 +352,7 @@ def _worker_main(argv: list[str] | None = None) -> int:
         print(f"degarble bench [{a.worker}]: {m}", file=sys.stderr, flush=True)
 
     try:
-        res = run_worker(a.worker, a.model, corpora, a.batch_size, a.repeats, a.threads, _T_START, log)
+        res = run_worker(a.worker, a.model, corpora, a.batch_size, a.repeats, a.threads, _T_START, log, a.precision)
     except Exception as e:  # one line back to the parent instead of a traceback
         print(json.dumps({"error": f"{type(e).__name__}: {e}"}))
         return 1
@@ -362,6 +367,8 @@ def _spawn(path_kind: str, args: argparse.Namespace, articles_file: Path, log) -
         cmd += ["--model", str(args.model)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    if args.precision:
+        cmd += ["--precision", args.precision]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     t = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if args.verbose else subprocess.PIPE,
@@ -390,6 +397,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "and peak memory, against the same weights run through a plain transformers pipeline. JSON out."
     )
     parser.add_argument("--model", metavar="DIR", help="model bundle (default: as degarble.load finds it)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="the degarble path's precision (default: $DEGARBLE_PRECISION, else auto: bf16 on a CPU "
+                        "with native bf16, else fp32); the plain pipeline runs fp32")
     parser.add_argument("--articles", type=int, default=12, help="articles per kind (spun, clean)")
     parser.add_argument("--words", type=int, default=600, help="words per article")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes; the median is reported")
@@ -481,7 +491,8 @@ def run_bench_from_args(args: argparse.Namespace) -> int:
             try:
                 if args.in_process:
                     report[kind] = run_worker(kind, args.model, corpora, args.batch_size, args.repeats, args.threads,
-                                              time.perf_counter(), log if args.verbose else lambda m: None)
+                                              time.perf_counter(), log if args.verbose else lambda m: None,
+                                              args.precision)
                 else:
                     report[kind] = _spawn(kind, args, articles_file, log)
             except Exception as e:  # a missing bundle or a broken path: report it, keep the other
@@ -499,7 +510,7 @@ def run_bench_from_args(args: argparse.Namespace) -> int:
     if "error" not in d:
         report["signature"] = (f"degarble-bench|model:{d.get('name')}@{(d.get('bundle_hash') or '')[:8]}"
                                f"|words:{args.words}|articles:{len(clean)}|batch:{args.batch_size}"
-                               f"|threads:{d.get('threads')}|v:{__version__}")
+                               f"|threads:{d.get('threads')}|precision:{d.get('precision')}|v:{__version__}")
     report["notes"] = notes
     text = json.dumps(report, indent=1)
     if args.output:

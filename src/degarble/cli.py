@@ -28,6 +28,7 @@ from typing import Any
 
 from . import __version__
 from .io import INPUT_FORMATS, MAX_TEXT_CHARS, ErrorLog, open_output, read_records, record_id
+from .models.precision import PRECISIONS
 
 PROG = "degarble"
 DEFAULT_BATCH_SIZE = 32
@@ -126,6 +127,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--model",
         metavar="DIR",
         help="model bundle folder (default: $DEGARBLE_MODEL, else the bundle shipped with degarble)",
+    )
+    g.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="how the model computes: auto (bf16 on a CPU with native bf16, else fp32), fp32 (as trained), "
+        "bf16 or int8 (default: $DEGARBLE_PRECISION, else auto)",
     )
     g.add_argument(
         "--batch-size",
@@ -363,7 +370,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     try:
         summary = run_batch(
             args.input, args.output, task=args.task, errors=args.errors, workers=args.workers,
-            text_field=args.text_field, input_format=args.input_format, model=args.model,
+            text_field=args.text_field, input_format=args.input_format, model=args.model, precision=args.precision,
             batch_size=args.batch_size, threshold=args.threshold, chunk_size=args.chunk_size,
             max_chars=args.max_chars, restart=args.restart, keep_parts=args.keep_parts,
             engine=args.engine, ray_address=args.ray_address, progress=False if args.no_progress else None,
@@ -601,7 +608,7 @@ def _load_model(args: argparse.Namespace) -> Any:
     if load is None:
         raise UsageError("model loading is not available in this build (degarble.load is missing)")
     try:
-        return load(args.model)
+        return load(args.model, args.precision)
     except Exception as e:
         # A missing or broken bundle (BundleError), missing torch, unreadable weights: the run
         # cannot start, which is a setup problem rather than a per-record failure.

@@ -40,6 +40,7 @@ from typing import Any
 from . import score
 from ._version import __version__
 from .edits import apply_edits
+from .models.precision import PRECISIONS
 from .score import Signature
 from .text import words
 
@@ -542,6 +543,7 @@ def evaluate(
             "kind": getattr(system, "kind", "model"),
             "bundle_hash": getattr(system, "bundle_hash", "") or "",
             "threshold": threshold,
+            "precision": getattr(system, "precision", None),
             "restores": restores,
             "config": system.config() if getattr(system, "kind", "model") == "baseline" else {},
             "seconds": round(sum(o.seconds for o in outs.values()), 2),
@@ -619,7 +621,8 @@ def markdown_summary(report: dict) -> str:
         lines.append("")
     sacre = next((r["restoration"] for r in rest), None)
     lines.append("Systems: " + "; ".join(
-        f"`{s['name']}`" + (f" @{s['bundle_hash']}" if s["bundle_hash"] else "") + f" (threshold {s['threshold']:g})"
+        f"`{s['name']}`" + (f" @{s['bundle_hash']}" if s["bundle_hash"] else "")
+        + f" (threshold {s['threshold']:g}" + (f", {s['precision']}" if s.get("precision") else "") + ")"
         for s in report["systems"]) + ".")
     if sacre:
         lines.append(f"sacrebleu: `{sacre['bleu']['signature']}`, `{sacre['chrf']['signature']}`.")
@@ -793,6 +796,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--clean", metavar="CLEAN.jsonl", help='your clean texts (lines with "text"), scored with --pairs')
     g.add_argument("--limit", type=int, metavar="N", help="at most N texts per set (default: as each set defines)")
     g.add_argument("--model", metavar="DIR", help="model bundle (default: as degarble.load finds it)")
+    g.add_argument("--precision", choices=PRECISIONS,
+                   help="how the model computes (default: $DEGARBLE_PRECISION, else auto: bf16 on a CPU with "
+                   "native bf16, else fp32); the report records it")
     g.add_argument("--baselines-only", action="store_true", help="do not load a model bundle")
     g.add_argument("--batch-size", type=int, default=32, help="texts per model call")
     g = parser.add_argument_group("where")
@@ -821,7 +827,7 @@ def _load_systems(args: argparse.Namespace, log) -> tuple[list[Any], list[str]]:
             notes.append("No model evaluated: degarble.load is not available in this build; baselines only.")
         else:
             try:
-                model = load(args.model)
+                model = load(args.model, args.precision)
             except Exception as e:  # BundleError, NotImplementedError, OSError, ImportError
                 if args.model is not None:
                     raise SetError(f"cannot load the model bundle {args.model}: {e}") from e

@@ -13,13 +13,17 @@ from .types import Detection, Restoration
 class Model:
     """Detector (and, where the bundle has one, restorer) from one bundle folder.
 
-    Use :func:`degarble.load` to get one. Batch methods take lists of texts.
+    Use :func:`degarble.load` to get one. Batch methods take lists of texts. ``precision`` is
+    ``auto``, ``fp32``, ``bf16`` or ``int8`` (:mod:`degarble.models.precision`); ``None`` reads
+    ``$DEGARBLE_PRECISION``, else ``auto``: bf16 on a CPU with native bf16, else fp32.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, precision: str | None = None):
         from .models.detector import Detector
+        from .models.precision import resolve_precision
 
         self.path = Path(path)
+        self.precision = resolve_precision(precision)
         self.manifest = read_manifest(self.path)
         det = self.manifest.detector
         self.detector = Detector.from_dir(
@@ -31,6 +35,7 @@ class Model:
             top_k=det.get("top_k", 3),
             top_share=det.get("top_share", 0.0),
             score=det.get("score", "top"),
+            precision=self.precision,
         )
         self.restorer = None
         res = self.manifest.restorer
@@ -43,6 +48,7 @@ class Model:
                 max_words=res.get("max_words", 60),
                 max_length=res.get("max_length", 192),
                 rank=res.get("rank"),
+                precision=self.precision,
             )
 
     @property
@@ -84,24 +90,31 @@ class Model:
         return self.restorer.restore(texts, detections, batch_size=batch_size)
 
     def __repr__(self) -> str:
-        return f"Model(name={self.name!r}, path={str(self.path)!r}, parts={self.manifest.parts()})"
+        return (f"Model(name={self.name!r}, path={str(self.path)!r}, parts={self.manifest.parts()}, "
+                f"precision={self.precision!r})")
 
 
-_cache: dict[Path, Model] = {}
+_cache: dict[tuple[Path, str], Model] = {}
 _lock = threading.Lock()
 
 
-def load(path: str | os.PathLike | None = None) -> Model:
+def load(path: str | os.PathLike | None = None, precision: str | None = None) -> Model:
     """Load a model bundle: ``path``, else ``$DEGARBLE_MODEL``, else the bundle shipped in the package.
 
-    Loading is offline (``local_files_only``); a loaded bundle is cached per folder.
-    Raises :class:`~degarble.bundle.BundleError` naming what was looked for when nothing is found.
+    ``precision``: ``auto`` (bf16 on a CPU with native bf16, else fp32), ``fp32``, ``bf16`` or
+    ``int8`` (faster, slightly lower scores: :mod:`degarble.models.precision`); ``None`` reads
+    ``$DEGARBLE_PRECISION``, else ``auto``.
+    Loading is offline (``local_files_only``); a loaded bundle is cached per folder and precision.
+    Raises :class:`~degarble.bundle.BundleError` naming what was looked for when nothing is found,
+    and ``ValueError`` for an unknown precision.
     """
-    resolved = resolve_bundle_path(path).resolve()
+    from .models.precision import resolve_precision
+
+    key = (resolve_bundle_path(path).resolve(), resolve_precision(precision))
     with _lock:
-        if resolved not in _cache:
-            _cache[resolved] = Model(resolved)
-        return _cache[resolved]
+        if key not in _cache:
+            _cache[key] = Model(*key)
+        return _cache[key]
 
 
 def detect(text: str, model: str | os.PathLike | None = None) -> Detection:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..text import paragraphs, words
 from ..types import Detection, Span
+from .precision import quantize_int8, resolve_precision
 
 IGNORE = -100  # label of sub-words that are not the first of a word (and of special tokens)
 
@@ -170,14 +171,22 @@ def merge_spans(text: str, toks, probs: list[float], word_threshold: float) -> l
 
 # ---- the model ------------------------------------------------------------------------------------
 class Detector:
-    """A loaded detector: ``Detector.from_dir(path, threshold=...)``, then :meth:`detect`."""
+    """A loaded detector: ``Detector.from_dir(path, threshold=...)``, then :meth:`detect`.
+
+    ``precision`` is ``fp32``, ``bf16`` or ``int8`` (:mod:`degarble.models.precision`); ``None``
+    reads ``$DEGARBLE_PRECISION``, else ``auto``.
+    """
 
     def __init__(self, model, tokenizer, threshold: float = 0.5, max_length: int = 128, stride: int = 32,
                  word_threshold: float = 0.5, top_k: int = 3, top_share: float = 0.0, score: str = "top",
-                 bf16: bool | None = None):
+                 precision: str | None = None):
         import torch
 
         self.model = model.eval()
+        # "int8" quantizes ``model`` in place: the detector owns it from here on
+        self.precision = resolve_precision(precision)
+        if self.precision == "int8":
+            quantize_int8(self.model)
         self.tokenizer = tokenizer
         self.threshold = float(threshold)
         self.max_length = int(max_length)
@@ -188,7 +197,7 @@ class Detector:
         if score not in PARAGRAPH_SCORES:
             raise ValueError(f"unknown paragraph score {score!r}; known: {', '.join(PARAGRAPH_SCORES)}")
         self.score = score
-        self.bf16 = cpu_has_bf16() if bf16 is None else bf16
+        self.bf16 = self.precision == "bf16"
         self._torch = torch
 
     @classmethod
@@ -265,15 +274,3 @@ class Detector:
             out.append(Detection(spun_score=float(score), is_spun=bool(score >= thr), spans=spans, paragraphs=paras))
         return out
 
-
-def cpu_has_bf16() -> bool:
-    """True where the CPU runs bf16 matrix work natively (AVX512-BF16 / AMX); else fp32 is faster.
-
-    There bf16 autocast about doubles training speed; on an AVX2-only CPU it is emulated and many
-    times slower than fp32 (``training/README.md``), so inference and training default to this.
-    """
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))

@@ -230,20 +230,28 @@ class Restorer:
         ``K`` by prior), the span itself (a false alarm; prior ``Q``) and the greedy replacement
         (prior ``P``) are scored by the model's likelihood plus ``L`` x the log prior; see
         :meth:`_rerank`.
+    :param precision: ``fp32``, ``bf16`` or ``int8`` (:mod:`degarble.models.precision`); ``None``
+        reads ``$DEGARBLE_PRECISION``, else ``auto``. ``int8`` quantizes ``model`` in place.
     """
 
     def __init__(self, model, tokenizer, *, min_score: float = 0.0, max_words: int = 60, max_length: int = 192,
-                 bf16: bool | None = None, rank: dict | None = None):
+                 precision: str | None = None, rank: dict | None = None):
         import torch
 
-        from .detector import cpu_has_bf16
+        from .precision import quantize_int8, resolve_precision
 
         self.model = model.eval()
+        self.precision = resolve_precision(precision)
+        if self.precision == "int8":
+            # the encoder and the decoder's layers, in place; the LM head stays fp32, because
+            # min_score and the candidate ranking compare its probabilities
+            quantize_int8(self.model.encoder)
+            quantize_int8(self.model.decoder.bert)
         self.tokenizer = tokenizer
         self.min_score = float(min_score)
         self.max_words = int(max_words)
         self.max_length = int(max_length)
-        self.bf16 = cpu_has_bf16() if bf16 is None else bf16
+        self.bf16 = self.precision == "bf16"
         self._torch = torch
         self.rank = dict(rank) if rank else None
         marker_ids(tokenizer)  # fail early on a vocabulary without the markers

@@ -1,0 +1,93 @@
+"""Numeric precision for running the models on a CPU: ``fp32``, ``bf16`` or ``int8``.
+
+* ``fp32``: the weights as trained; the reference.
+* ``bf16``: bf16 autocast, where the CPU has native bf16 matrix units (AVX512-BF16 / AMX); there it
+  about doubles speed for the same scores. On other CPUs bf16 is emulated and many times slower.
+* ``int8``: opt-in, for throughput over quality. Most linear layers' weights are quantized to int8
+  once at load time and their inputs on the fly (PyTorch dynamic quantization). On an AVX2-only CPU
+  it detects about 1.4 times as fast as fp32 but lowers paragraph scores a little (light-rate
+  recall falls 2-6 points, false alarms on clean news halve) and costs the real dev article 3.5
+  points of recall; ``eval/README.md`` has the numbers. Its input scale is one per batch, so a
+  text's scores also move slightly with what it is batched with.
+
+``auto`` (the default) takes ``bf16`` where the CPU runs it natively, else ``fp32``. Choose with
+``degarble.load(..., precision=...)``, ``--precision`` on the command line, or ``$DEGARBLE_PRECISION``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+ENV_VAR = "DEGARBLE_PRECISION"
+
+
+def cpu_has_bf16() -> bool:
+    """True where the CPU runs bf16 matrix work natively (AVX512-BF16 / AMX); else fp32 is faster.
+
+    There bf16 autocast about doubles training speed; on an AVX2-only CPU it is emulated and many
+    times slower than fp32 (``training/README.md``), so inference and training default to this.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def requested_precision(precision: str | None = None) -> str:
+    """The precision asked for, checked but not resolved (no torch import): ``precision``, else
+    ``$DEGARBLE_PRECISION``, else ``auto``. Raises ``ValueError`` naming the choices."""
+    p = precision if precision is not None else (os.environ.get(ENV_VAR) or "auto")
+    p = str(p).strip().lower()
+    if p not in PRECISIONS:
+        where = f"${ENV_VAR}" if precision is None else "precision"
+        raise ValueError(f"unknown {where} {p!r}; choose one of {', '.join(PRECISIONS)}")
+    return p
+
+
+def resolve_precision(precision: str | None = None) -> str:
+    """``fp32``, ``bf16`` or ``int8`` for a requested precision (see :func:`requested_precision`):
+    ``auto`` is ``bf16`` on a CPU with native bf16, else ``fp32``."""
+    p = requested_precision(precision)
+    if p == "auto":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    if p == "int8" and not int8_available():
+        raise ValueError("precision 'int8' needs PyTorch's dynamic quantization with a CPU engine; "
+                         "this torch build has none (use fp32)")
+    return p
+
+
+def int8_available() -> bool:
+    """True where this torch build has dynamic int8 quantization with a CPU kernel engine."""
+    import torch
+
+    ao = getattr(torch, "ao", None)
+    engines = set(getattr(torch.backends, "quantized", None) and torch.backends.quantized.supported_engines or ())
+    return hasattr(getattr(ao, "quantization", None), "quantize_dynamic") and bool(
+        engines & {"x86", "fbgemm", "onednn", "qnnpack"})
+
+
+def quantize_int8(module):
+    """Quantize ``module``'s linear layers to int8 in place (dynamic quantization); returns it.
+
+    Down-projections (more inputs than outputs: a transformer layer's feed-forward output, the
+    classifier) stay fp32. Their inputs, the feed-forward's GELU activations, have outliers that one
+    int8 scale per tensor cannot hold: on 300 validation paragraphs (medium rate) quantizing every
+    linear layer cost the detector 2.6 points of token F1, quantizing all but these 0.3 points.
+    The module must be in eval mode and only run inference afterwards; sub-modules called directly
+    keep working.
+    """
+    import torch
+
+    names = {name for name, m in module.named_modules()
+             if isinstance(m, torch.nn.Linear) and m.in_features <= m.out_features}
+    with warnings.catch_warnings():
+        # torch.ao.quantization's eager API is marked for migration to torchao; it is what runs
+        # dynamic int8 on a CPU without torch.compile, and torch is pinned (pyproject.toml).
+        warnings.simplefilter("ignore")
+        spec = dict.fromkeys(names, torch.ao.quantization.default_dynamic_qconfig)
+        return torch.ao.quantization.quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
