@@ -295,6 +295,18 @@ def test_state_of_a_different_job_is_refused(tmp_path, tiny_bundle, sentences):
     assert s.resumed_chunks == 0 and s.records == 8
 
 
+def test_precision_reaches_the_workers_and_is_part_of_the_job(tmp_path, tiny_bundle, sentences):
+    texts = sentences[:8]
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts)])
+    out = tmp_path / "out.jsonl"
+    run(inp, out, tiny_bundle, precision="fp32", chunk_size=8, batch_size=32, keep_parts=True)
+    ref = [d.to_dict() for d in degarble.load(tiny_bundle, precision="fp32").detect(texts)]
+    assert [g["spun_score"] for g in read_jsonl(out)] == pytest.approx([d["spun_score"] for d in ref], abs=1e-5)
+    assert json.loads((tmp_path / "out.jsonl.parts" / "manifest.json").read_text())["precision"] == "fp32"
+    with pytest.raises(BatchError, match="different job.*precision"):  # resuming in another precision
+        run(inp, out, tiny_bundle, precision="bf16")
+
+
 def test_rerun_after_completion_rewrites_the_same_output(tmp_path, tiny_bundle, sentences):
     inp = write_jsonl(tmp_path / "in.jsonl", _records(sentences, 6))
     out = tmp_path / "out.jsonl"
