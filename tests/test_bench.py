@@ -4,11 +4,13 @@ import argparse
 import json
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
 import degarble
 from degarble import bench
+from degarble.models.precision import int8_available
 from degarble.text import words
 from degarble.types import Detection, Restoration
 
@@ -135,3 +137,23 @@ def test_plain_pipeline_runs_a_span_infilling_restorer(tiny_full_bundle):
     assert system.info["restorer"]["task"].startswith("generate() on every sentence with a detector-pipeline span")
     out = system.restore(["The Common Meeting will vote. The White Home said so.", "Short."])
     assert len(out) == 2 and all(isinstance(x, str) for x in out)
+
+
+@pytest.mark.skipif(not int8_available(), reason="this torch build has no int8 CPU kernels")
+def test_bench_precision_interleaves_precisions_and_gives_ratios(tiny_full_bundle, tmp_path):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_precision.py"
+    spec = importlib.util.spec_from_file_location("bench_precision", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    corpus = tmp_path / "paras.jsonl"
+    corpus.write_text("".join(json.dumps({"text": f"The minister said on day {i} that the meeting was possible."}) + "\n"
+                              for i in range(40)))
+    out = tmp_path / "p.json"
+    assert mod.main(["--model", str(tiny_full_bundle), "--corpus", str(corpus), "--articles", "2", "--rounds", "1",
+                     "--precisions", "fp32", "int8", "--output", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert set(r["articles_per_s"]) == {"detect", "restore"}
+    assert r["ratio_vs_fp32"]["detect"]["fp32"] == 1.0 and r["articles_per_s"]["restore"]["int8"] > 0
+    assert mod.main(["--corpus", str(tmp_path / "none.jsonl")]) == 2

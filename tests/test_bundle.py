@@ -234,6 +234,19 @@ def _valid() -> dict:
             {"detector": {"dir": "detector", "threshold": 0.5, "stride": -1}},
             'stride" must be an integer >= 0',
         ),
+        (
+            {"detector": {"dir": "detector", "threshold": 0.5, "by_precision": {"fp16": {"threshold": 0.4}}}},
+            r"by_precision.fp16\": unknown precision",
+        ),
+        (
+            {"detector": {"dir": "detector", "threshold": 0.5, "by_precision": {"int8": {"threshold": 2}}}},
+            r"by_precision.int8\".threshold must be a number in \[0, 1\]",
+        ),
+        (
+            {"detector": {"dir": "detector", "threshold": 0.5, "by_precision": {"int8": {"stride": 8}}}},
+            "only threshold and word_threshold may differ by precision",
+        ),
+        ({"detector": {"dir": "detector", "threshold": 0.5, "by_precision": [1]}}, "by_precision\" must be an object"),
         ({"restorer": "restorer"}, '"restorer" must be an object'),
         ({"scores": []}, '"scores" must be dict'),
         ({"files_sha256": {"/etc/passwd": "0" * 64}}, "not a relative path"),
@@ -243,6 +256,17 @@ def _valid() -> dict:
 def test_manifest_validation_errors(tmp_path, change, message):
     with pytest.raises(BundleError, match=message):
         read_manifest(_write_manifest(tmp_path, {**_valid(), **change}))
+
+
+def test_detector_settings_take_the_thresholds_calibrated_for_a_precision(tmp_path):
+    det = {"dir": "detector", "threshold": 0.6, "word_threshold": 0.35, "stride": 32,
+           "by_precision": {"int8": {"threshold": 0.58, "word_threshold": 0.3}}}
+    m = read_manifest(_write_manifest(tmp_path, {**_valid(), "detector": det}))
+    assert m.detector_settings("int8") == {"dir": "detector", "threshold": 0.58, "word_threshold": 0.3, "stride": 32}
+    assert m.detector_settings("fp32") == m.detector_settings("bf16") == {
+        "dir": "detector", "threshold": 0.6, "word_threshold": 0.35, "stride": 32}
+    assert m.threshold == 0.6  # the main threshold, as before
+    assert read_manifest(_write_manifest(tmp_path, _valid())).detector_settings("int8")["threshold"] == 0.5
 
 
 def test_manifest_lists_every_problem_at_once(tmp_path):

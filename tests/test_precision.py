@@ -106,6 +106,10 @@ def test_int8_stays_close_to_the_shipped_models_fp32_results():
     assert wer(restored["int8"], originals) < wer(spun, originals)
     assert wer(restored["int8"], originals) <= wer(restored["fp32"], originals) + 0.05
     assert int8.restore(originals)[0].text == originals[0]  # clean news stays as it is
+    # int8 runs with the thresholds calibrated for it, where the bundle has them (by_precision)
+    own = fp32.manifest.detector_settings("int8")
+    assert (int8.threshold, int8.detector.word_threshold) == (own["threshold"], own["word_threshold"])
+    assert fp32.threshold == fp32.manifest.threshold
     # the LM head stays fp32: min_score and the candidate ranking compare its probabilities
     import torch
 

@@ -93,6 +93,13 @@ def test_detector_recalibration_keeps_the_restorer(tmp_path, tiny_full_bundle):
     assert m.detector["threshold"] == 0.42 and m.detector["top_share"] == 0.2
     assert m.parts() == ["detector", "restorer"] and m.part_dir("restorer").is_dir()
     assert degarble.load(bundle).restorer is not None
+    # int8 thresholds go beside the main ones, which stay as they were
+    rewrite_bundle(bundle, {"threshold": 0.38, "word_threshold": 0.25, "top_k": 3, "top_share": 0.2}, "int8")
+    m = read_manifest(bundle)
+    assert m.detector["threshold"] == 0.42 and m.detector["word_threshold"] == 0.3
+    assert m.detector_settings("int8")["threshold"] == 0.38 and m.scores["calibration_int8"]["threshold"] == 0.38
+    rewrite_bundle(bundle, {"threshold": 0.44, "word_threshold": 0.3, "top_k": 3, "top_share": 0.2})
+    assert read_manifest(bundle).detector_settings("int8")["word_threshold"] == 0.25  # a main re-calibration keeps them
 
 
 def test_train_detector_continues_a_detector_and_keeps_the_bundles_restorer(tmp_path, tiny_full_bundle):

@@ -1,6 +1,7 @@
 """Calibrate a detector bundle's thresholds on validation data and write them into its manifest.
 
     python training/calibrate_detector.py [--bundle src/degarble/models/default] [--target_fpr 0.01]
+    python training/calibrate_detector.py --precision int8    # the int8 thresholds (by_precision)
 
 Two numbers, both chosen on the open-licence validation split (never on BBC or the dev article):
 
@@ -12,6 +13,10 @@ Two numbers, both chosen on the open-licence validation split (never on BBC or t
 
 ``train_detector.py`` calls :func:`calibrate` at the end of training; run this script on its own
 to re-calibrate an existing bundle (for example with another ``target_fpr``).
+
+``--precision int8`` calibrates the same two numbers with the model run in int8, which lowers its
+scores a little, and stores them as ``detector.by_precision.int8`` beside the main ones (which
+fp32 and bf16 share); ``degarble.load(precision="int8")`` then uses them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 from degarble.models.detector import PARAGRAPH_SCORES
+from degarble.models.precision import PRECISIONS
 from degarble.score import auroc, prf
 from degarble.spin import PROFILES, RATES, Spinner
 from degarble.text import words
@@ -123,16 +129,23 @@ def calibrate(detector, groups: dict, target_fpr: float = 0.01) -> dict:
     return out
 
 
-def rewrite_bundle(bundle: Path, cal: dict) -> None:
-    """Store the calibration in the bundle's manifest (hashes recomputed by save_bundle)."""
+def rewrite_bundle(bundle: Path, cal: dict, precision: str | None = None) -> None:
+    """Store the calibration in the bundle's manifest (hashes recomputed by save_bundle): as the
+    main thresholds, or for ``precision="int8"`` as ``detector.by_precision.int8``."""
     from degarble.bundle import read_manifest, save_bundle
 
     m = read_manifest(bundle)
     data = m.to_dict()
-    data["detector"] = {**data["detector"], "threshold": cal["threshold"], "word_threshold": cal["word_threshold"],
-                        "top_k": cal["top_k"], "top_share": cal["top_share"],
-                        "score": cal.get("score", "top")}
-    data["scores"] = {**data.get("scores", {}), "calibration": cal}
+    if precision == "int8":
+        by = {**(data["detector"].get("by_precision") or {}),
+              "int8": {"threshold": cal["threshold"], "word_threshold": cal["word_threshold"]}}
+        data["detector"] = {**data["detector"], "by_precision": by}
+        data["scores"] = {**data.get("scores", {}), "calibration_int8": cal}
+    else:
+        data["detector"] = {**data["detector"], "threshold": cal["threshold"], "word_threshold": cal["word_threshold"],
+                            "top_k": cal["top_k"], "top_share": cal["top_share"],
+                            "score": cal.get("score", "top")}
+        data["scores"] = {**data.get("scores", {}), "calibration": cal}
     readme = (bundle / "README.md").read_text() if (bundle / "README.md").is_file() else None
     with tempfile.TemporaryDirectory() as tmp:
         parts = {}
@@ -155,6 +168,9 @@ def main(argv=None) -> int:
     ap.add_argument("--clean_sources", default=",".join(NEWS),
                     help="set the threshold on every validation paragraph of these corpora (comma-separated) "
                          "outside the spun groups; '' = on val_paragraphs paragraphs of any corpus, as in training")
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
+                    help="run the detector in this precision; int8 writes detector.by_precision.int8, the others "
+                         "the main thresholds (default: auto, bf16 on a CPU with native bf16, else fp32)")
     args = ap.parse_args(argv)
     from degarble.model import Model
 
@@ -162,7 +178,11 @@ def main(argv=None) -> int:
     if not vf.is_file():
         print(f"error: {vf} not found; build it with: python data/build_corpus.py", file=sys.stderr)
         return 2
-    model = Model(args.bundle)
+    if args.precision == "int8" and (args.top_share is not None or args.score is not None):
+        print("error: --top_share and --score are shared by all precisions; set them without --precision int8",
+              file=sys.stderr)
+        return 2
+    model = Model(args.bundle, precision=args.precision)
     groups = calibration_groups(vf, args.val_paragraphs, sorted(PROFILES),
                                 tuple(args.clean_sources.split(",")) if args.clean_sources else ())
     if args.top_share is not None:
@@ -171,9 +191,11 @@ def main(argv=None) -> int:
         model.detector.score = args.score
     cal = calibrate(model.detector, groups, args.target_fpr)
     cal["clean_sources"] = args.clean_sources
+    cal["precision"] = model.precision
     print(json.dumps(cal, indent=1))
-    rewrite_bundle(args.bundle, cal)
-    print(f"wrote thresholds into {args.bundle}/degarble.json", file=sys.stderr)
+    rewrite_bundle(args.bundle, cal, model.precision)
+    where = "detector.by_precision.int8" if model.precision == "int8" else "the main thresholds"
+    print(f"wrote {where} into {args.bundle}/degarble.json", file=sys.stderr)
     return 0
 
 

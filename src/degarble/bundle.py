@@ -23,8 +23,11 @@ The manifest ``degarble.json``::
     }
 
 Inference settings (threshold, lengths, prompts) travel in the manifest so that a loaded bundle
-behaves like the evaluated one with no flags. Unknown keys are kept (``Manifest.extra``) and written
-back unchanged, so a newer training script can add fields without breaking older readers.
+behaves like the evaluated one with no flags. ``detector.by_precision`` may hold thresholds
+calibrated for one precision, ``{"int8": {"threshold": 0.59, "word_threshold": 0.3}}``
+(:meth:`Manifest.detector_settings`): int8 shifts the scores, bf16 and fp32 share the main ones.
+Unknown keys are kept (``Manifest.extra``) and written back unchanged, so a newer training script
+can add fields without breaking older readers.
 
 Loading is always offline: code that builds models from a bundle passes ``local_files_only=True``
 to ``from_pretrained``; nothing here or there contacts a model hub. The bundle to use is found by
@@ -45,6 +48,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ._version import __version__
+from .models.precision import RESOLVED
 
 FORMAT = "degarble-bundle.v1"
 #: Bundle formats this version of degarble can read.
@@ -119,6 +123,12 @@ class Manifest:
         """The detector's calibrated decision threshold on ``spun_score``."""
         return float(self.detector["threshold"])
 
+    def detector_settings(self, precision: str) -> dict:
+        """The detector section with the thresholds calibrated for ``precision`` (``fp32``,
+        ``bf16``, ``int8``) in place of the main ones, where ``by_precision`` has them."""
+        own = (self.detector.get("by_precision") or {}).get(precision) or {}
+        return {k: v for k, v in {**self.detector, **own}.items() if k != "by_precision"}
+
     @property
     def has_restorer(self) -> bool:
         return self.restorer is not None
@@ -182,6 +192,7 @@ class Manifest:
             t = detector.get("threshold")
             if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:
                 problems.append(f'"detector.threshold" must be a number in [0, 1], got {t!r}')
+            problems += _by_precision_problems(detector.get("by_precision"))
         restorer = data.get("restorer")
         if restorer is not None:
             if not isinstance(restorer, dict):
@@ -235,6 +246,28 @@ def _section_problems(section: str, part: dict) -> list[str]:
             v = part[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
                 problems.append(f'"{section}.{key}" must be an integer >= {minimum}, got {v!r}')
+    return problems
+
+
+def _by_precision_problems(by: Any) -> list[str]:
+    """What is wrong with a ``detector.by_precision`` object (``None`` is fine: there is none)."""
+    if by is None:
+        return []
+    if not isinstance(by, dict):
+        return [f'"detector.by_precision" must be an object like {{"int8": {{"threshold": 0.59}}}}, got {by!r}']
+    problems = []
+    for prec, settings in by.items():
+        where = f'"detector.by_precision.{prec}"'
+        if prec not in RESOLVED:
+            problems.append(f"{where}: unknown precision; known: {', '.join(RESOLVED)}")
+        elif not isinstance(settings, dict):
+            problems.append(f"{where} must be an object of thresholds, got {settings!r}")
+        else:
+            for key, v in settings.items():
+                if key not in ("threshold", "word_threshold"):
+                    problems.append(f"{where}.{key}: only threshold and word_threshold may differ by precision")
+                elif isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                    problems.append(f"{where}.{key} must be a number in [0, 1], got {v!r}")
     return problems
 
 

@@ -25,7 +25,7 @@ class Model:
         self.path = Path(path)
         self.precision = resolve_precision(precision)
         self.manifest = read_manifest(self.path)
-        det = self.manifest.detector
+        det = self.manifest.detector_settings(self.precision)
         self.detector = Detector.from_dir(
             self.manifest.part_dir("detector"),
             threshold=det["threshold"],

@@ -1,1 +1,1 @@
-"""Torch-backed models (imported lazily by :func:`degarble.load`)."""
+"""Torch-backed models (imported lazily by :func:`degarble.load`) and the precision they run in."""

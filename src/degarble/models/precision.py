@@ -5,10 +5,12 @@
   about doubles speed for the same scores. On other CPUs bf16 is emulated and many times slower.
 * ``int8``: opt-in, for throughput over quality. Most linear layers' weights are quantized to int8
   once at load time and their inputs on the fly (PyTorch dynamic quantization). On an AVX2-only CPU
-  it detects about 1.4 times as fast as fp32 but lowers paragraph scores a little (light-rate
-  recall falls 2-6 points, false alarms on clean news halve) and costs the real dev article 3.5
-  points of recall; ``eval/README.md`` has the numbers. Its input scale is one per batch, so a
-  text's scores also move slightly with what it is batched with.
+  it detects 1.3 to 1.4 times as fast as fp32 and restores 1.2 times. Its scores run a little
+  lower, so a bundle may carry thresholds calibrated for it (``detector.by_precision.int8``); with
+  them the shipped bundle loses at most 2.1 points of BBC paragraph recall and 1.6 of span and
+  edit quality against fp32, and 3.5 points of paragraph recall on the real dev article
+  (``eval/README.md``). Its input scale is one per batch, so a text's scores also move slightly
+  with what it is batched with.
 
 ``auto`` (the default) takes ``bf16`` where the CPU runs it natively, else ``fp32``. Choose with
 ``degarble.load(..., precision=...)``, ``--precision`` on the command line, or ``$DEGARBLE_PRECISION``.
@@ -21,7 +23,8 @@ import re
 import warnings
 from pathlib import Path
 
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
+RESOLVED = ("fp32", "bf16", "int8")  # what a model runs in
+PRECISIONS = ("auto", *RESOLVED)  # what may be asked for
 ENV_VAR = "DEGARBLE_PRECISION"
 
 
