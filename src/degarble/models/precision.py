@@ -68,10 +68,10 @@ def int8_available() -> bool:
     """True where this torch build has dynamic int8 quantization with a CPU kernel engine."""
     import torch
 
-    ao = getattr(torch, "ao", None)
-    engines = set(getattr(torch.backends, "quantized", None) and torch.backends.quantized.supported_engines or ())
-    return hasattr(getattr(ao, "quantization", None), "quantize_dynamic") and bool(
-        engines & {"x86", "fbgemm", "onednn", "qnnpack"})
+    quantized = getattr(torch.backends, "quantized", None)
+    engines = set(quantized.supported_engines) if quantized is not None else set()
+    has_api = hasattr(getattr(getattr(torch, "ao", None), "quantization", None), "quantize_dynamic")
+    return has_api and bool(engines & {"x86", "fbgemm", "onednn", "qnnpack"})
 
 
 def quantize_int8(module):
@@ -90,7 +90,8 @@ def quantize_int8(module):
              if isinstance(m, torch.nn.Linear) and m.in_features <= m.out_features}
     with warnings.catch_warnings():
         # torch.ao.quantization's eager API is marked for migration to torchao; it is what runs
-        # dynamic int8 on a CPU without torch.compile, and torch is pinned (pyproject.toml).
+        # dynamic int8 on a CPU without torch.compile, and the install steps pin torch 2.13.0.
+        # Should a later torch drop it, int8_available() turns false and int8 is refused.
         warnings.simplefilter("ignore")
         spec = dict.fromkeys(names, torch.ao.quantization.default_dynamic_qconfig)
         return torch.ao.quantization.quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
