@@ -39,7 +39,7 @@ from typing import Any
 _T_START = time.perf_counter()  # a worker's cold start counts from here (imports included)
 
 from ._version import __version__  # noqa: E402
-from .models.precision import PRECISIONS  # noqa: E402
+from .models.precision import PRECISION_HELP, PRECISIONS  # noqa: E402
 from .text import sentences, words  # noqa: E402
 
 __all__ = ["add_bench_arguments", "bench_system", "make_articles", "plain_pipeline_system", "run_bench_from_args"]
@@ -398,8 +398,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", metavar="DIR", help="model bundle (default: as degarble.load finds it)")
     parser.add_argument("--precision", choices=PRECISIONS,
-                        help="the degarble path's precision (default: $DEGARBLE_PRECISION, else auto: bf16 on a CPU "
-                        "with native bf16, else fp32); the plain pipeline runs fp32")
+                        help=PRECISION_HELP + "; the degarble path only, the plain pipeline runs fp32")
     parser.add_argument("--articles", type=int, default=12, help="articles per kind (spun, clean)")
     parser.add_argument("--words", type=int, default=600, help="words per article")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes; the median is reported")

@@ -28,7 +28,7 @@ from typing import Any
 
 from . import __version__
 from .io import INPUT_FORMATS, MAX_TEXT_CHARS, ErrorLog, open_output, read_records, record_id
-from .models.precision import PRECISIONS
+from .models.precision import PRECISION_HELP, PRECISIONS
 
 PROG = "degarble"
 DEFAULT_BATCH_SIZE = 32
@@ -131,8 +131,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--precision",
         choices=PRECISIONS,
-        help="how the model computes: auto (bf16 on a CPU with native bf16, else fp32), fp32 (as trained), "
-        "bf16 or int8 (default: $DEGARBLE_PRECISION, else auto)",
+        help=PRECISION_HELP,
     )
     g.add_argument(
         "--batch-size",

@@ -40,7 +40,7 @@ from typing import Any
 from . import score
 from ._version import __version__
 from .edits import apply_edits
-from .models.precision import PRECISIONS
+from .models.precision import PRECISION_HELP, PRECISIONS
 from .score import Signature
 from .text import words
 
@@ -797,8 +797,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--limit", type=int, metavar="N", help="at most N texts per set (default: as each set defines)")
     g.add_argument("--model", metavar="DIR", help="model bundle (default: as degarble.load finds it)")
     g.add_argument("--precision", choices=PRECISIONS,
-                   help="how the model computes (default: $DEGARBLE_PRECISION, else auto: bf16 on a CPU with "
-                   "native bf16, else fp32); the report records it")
+                   help=PRECISION_HELP + "; the report records it")
     g.add_argument("--baselines-only", action="store_true", help="do not load a model bundle")
     g.add_argument("--batch-size", type=int, default=32, help="texts per model call")
     g = parser.add_argument_group("where")

@@ -26,6 +26,9 @@ from pathlib import Path
 RESOLVED = ("fp32", "bf16", "int8")  # what a model runs in
 PRECISIONS = ("auto", *RESOLVED)  # what may be asked for
 ENV_VAR = "DEGARBLE_PRECISION"
+#: ``--precision`` help, shared by every command that loads a model
+PRECISION_HELP = ("how the model computes: auto (bf16 on a CPU with native bf16, else fp32), fp32 (as trained), "
+        "bf16 or int8 (faster, slightly lower scores; default: $DEGARBLE_PRECISION, else auto)")
 
 
 def cpu_has_bf16() -> bool:
