@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 import degarble
 from degarble.bundle import DEFAULT_BUNDLE_DIR, read_manifest
 from degarble.models import precision as prec
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _paragraphs(path: Path) -> list[str]:
+    return [p for p in path.read_text(encoding="utf-8").split("\n") if p.strip()]
 
 SHIPPED = (DEFAULT_BUNDLE_DIR / "degarble.json").is_file() and read_manifest(DEFAULT_BUNDLE_DIR).has_restorer
 needs_shipped = pytest.mark.skipif(not SHIPPED, reason="no trained bundle shipped")
@@ -89,7 +96,11 @@ def test_batch_refuses_an_unknown_precision_before_it_starts(tiny_bundle, tmp_pa
 @needs_int8
 def test_int8_stays_close_to_the_shipped_models_fp32_results():
     """int8 trades a little quality for speed; it must stay close to fp32: word probabilities
-    within a few points, the same confident flags, and restorations nearly as good."""
+    within a few points, the same confident flags, and restorations nearly as good.
+
+    Restorations are compared on the example article (14 paragraphs, 548 words): on two sentences
+    one edit moves the WER by 3 points, so a single int8 false alarm (int8 flags "General
+    Assembly" at 0.41 >= its word threshold 0.30, and restorer phase 8 rewrites it) decided it."""
     from degarble.score import wer
 
     originals = [
@@ -102,10 +113,11 @@ def test_int8_stays_close_to_the_shipped_models_fp32_results():
         assert max(abs(a - b) for a, b in zip(p32, p8)) < 0.1
         flagged = [(a >= 0.5, b >= 0.5) for a, b in zip(p32, p8) if abs(a - 0.5) > 0.1]
         assert all(a == b for a, b in flagged)
+    clean, spun = (_paragraphs(EXAMPLES / f) for f in ("clean_article.txt", "spun_article.txt"))
     restored = {name: [r.text for r in m.restore(spun)] for name, m in (("fp32", fp32), ("int8", int8))}
-    assert wer(restored["int8"], originals) < wer(spun, originals)
-    assert wer(restored["int8"], originals) <= wer(restored["fp32"], originals) + 0.05
-    assert int8.restore(originals)[0].text == originals[0]  # clean news stays as it is
+    assert wer(restored["int8"], clean) < wer(spun, clean)
+    assert wer(restored["int8"], clean) <= wer(restored["fp32"], clean) + 0.01
+    assert [r.text for r in int8.restore(clean)] == clean  # clean news stays as it is
     # int8 runs with the thresholds calibrated for it, where the bundle has them (by_precision)
     own = fp32.manifest.detector_settings("int8")
     assert (int8.threshold, int8.detector.word_threshold) == (own["threshold"], own["word_threshold"])
