@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 import degarble
 from degarble.bundle import DEFAULT_BUNDLE_DIR, read_manifest
 from degarble.models import precision as prec
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def _paragraphs(path: Path) -> list[str]:
-    return [p for p in path.read_text(encoding="utf-8").split("\n") if p.strip()]
 
 SHIPPED = (DEFAULT_BUNDLE_DIR / "degarble.json").is_file() and read_manifest(DEFAULT_BUNDLE_DIR).has_restorer
 needs_shipped = pytest.mark.skipif(not SHIPPED, reason="no trained bundle shipped")
@@ -101,7 +94,10 @@ def test_int8_stays_close_to_the_shipped_models_fp32_results():
     Restorations are compared on the example article (14 paragraphs, 548 words): on two sentences
     one edit moves the WER by 3 points, so a single int8 false alarm (int8 flags "General
     Assembly" at 0.41 >= its word threshold 0.30, and restorer phase 8 rewrites it) decided it."""
+    from conftest import REPO
+
     from degarble.score import wer
+    from degarble.text import paragraphs
 
     originals = [
         "The government said on Tuesday that it would increase spending on schools and hospitals next year.",
@@ -113,9 +109,13 @@ def test_int8_stays_close_to_the_shipped_models_fp32_results():
         assert max(abs(a - b) for a, b in zip(p32, p8)) < 0.1
         flagged = [(a >= 0.5, b >= 0.5) for a, b in zip(p32, p8) if abs(a - 0.5) > 0.1]
         assert all(a == b for a, b in flagged)
-    clean, spun = (_paragraphs(EXAMPLES / f) for f in ("clean_article.txt", "spun_article.txt"))
-    restored = {name: [r.text for r in m.restore(spun)] for name, m in (("fp32", fp32), ("int8", int8))}
-    assert wer(restored["int8"], clean) < wer(spun, clean)
+    def example(name: str) -> list[str]:  # the example article's paragraphs
+        text = (REPO / "examples" / name).read_text(encoding="utf-8")
+        return [text[a:b] for a, b in paragraphs(text)]
+
+    clean, spun_article = example("clean_article.txt"), example("spun_article.txt")
+    restored = {name: [r.text for r in m.restore(spun_article)] for name, m in (("fp32", fp32), ("int8", int8))}
+    assert wer(restored["int8"], clean) < wer(spun_article, clean)
     assert wer(restored["int8"], clean) <= wer(restored["fp32"], clean) + 0.01
     assert [r.text for r in int8.restore(clean)] == clean  # clean news stays as it is
     # int8 runs with the thresholds calibrated for it, where the bundle has them (by_precision)
