@@ -170,9 +170,15 @@ def test_named_sets_end_to_end(workspace, capsys):
     assert medium["token"]["f"] == 1.0
     assert medium["restoration"]["edit"]["f"] == 1.0
     assert medium["restoration"]["wer_restored"] == 0.0 and medium["restoration"]["wer_reduction"] == 1.0
+    fates = medium["restoration"]["gold_edits"]
+    assert fates["gold"] > 0 and fates["restored"] == fates["gold"]
+    assert "**Where the gold edits go**" in (out / "s.md").read_text()
 
     nothing = result(report, "bbc-test.v1/fake.v1/medium", "do-nothing")
     assert nothing["detection"]["auroc"] == 0.5 and nothing["restoration"]["wer_reduction"] == 0.0
+    # it flags no paragraph, so every gold edit is lost there
+    fates = nothing["restoration"]["gold_edits"]
+    assert fates["paragraph_not_flagged"] == fates["gold"] == medium["restoration"]["gold_edits"]["gold"]
     assert nothing["signature"].endswith(f"|model:do-nothing|v:{degarble.__version__}")
 
     clean = result(report, "bbc-test.v1/clean", "fake")

@@ -293,6 +293,32 @@ def test_restoration_scores():
     assert s["bleu"]["signature"].startswith("BLEU|") and s["chrf"]["signature"].startswith("chrF2|")
 
 
+def test_edit_recall_breakdown_puts_each_gold_edit_in_one_class():
+    two = "He mentioned the battle.\n\nThe Common Meeting will vote."
+    orig = "He said the war.\n\nThe General Assembly will vote."
+    out = "He said the fight.\n\nThe Common Meeting will vote."
+    para1, para2 = (0, 24), (26, len(two))
+    # "mentioned" restored; "battle" flagged but written wrongly; "Common Meeting" sits in a
+    # paragraph judged clean (its flag does not matter there)
+    spans = [(3, 12), (17, 23), (30, 44)]
+    b = score.edit_recall_breakdown([two], [orig], [out], [spans], [[(*para1, True), (*para2, False)]])
+    assert (b["gold"], b["restored"], b["flagged_not_restored"], b["paragraph_not_flagged"]) == (3, 1, 1, 1)
+    assert b["words_not_flagged"] == 0 and b["shares"]["restored"] == pytest.approx(1 / 3)
+    # the same paragraph judged spun, with "battle" not flagged
+    b = score.edit_recall_breakdown([two], [orig], [out], [[(3, 12), (30, 44)]], [[(0, len(two), True)]])
+    assert (b["restored"], b["words_not_flagged"], b["flagged_not_restored"], b["paragraph_not_flagged"]) == (1, 1, 1, 0)
+
+
+def test_edit_recall_breakdown_deleted_word_counts_as_flagged_by_a_neighbour():
+    # the spinner dropped "the": restoring inserts it between "said" and "war"
+    spun, orig = ["He said war ended."], ["He said the war ended."]
+    flagged = score.edit_recall_breakdown(spun, orig, spun, [[(8, 11)]], [[(0, 18, True)]])
+    assert flagged["flagged_not_restored"] == 1
+    missed = score.edit_recall_breakdown(spun, orig, spun, [[]], [[(0, 18, True)]])
+    assert missed["words_not_flagged"] == 1
+    assert score.edit_recall_breakdown([""], [""], [""], [[]], [[]])["gold"] == 0
+
+
 test_clean_preservation_cases = [
     # clean, outputs, (changed_share, changed_words_per_100)
     (["The cat sat.", "A dog ran."], ["The cat sat.", "A hound ran."], (0.5, 100 / 6)),

@@ -56,29 +56,34 @@ def calibrate(detector, restorer, n: int = 200, path: str = VALIDATION, max_clea
     saved = restorer.min_score
     restorer.min_score = 0.0  # collect every edit with its score once, then filter per threshold
     try:
-        runs = {}
-        for name, texts in (("clean", clean), ("spun", spun)):
-            dets = detector.detect(texts)
-            runs[name] = [r.edits for r in restorer.restore(texts, dets)]
+        edits = {name: [r.edits for r in restorer.restore(texts, detector.detect(texts))]
+                 for name, texts in (("clean", clean), ("spun", spun))}
     finally:
         restorer.min_score = saved
-
-    def outputs(name, texts, thr):
-        return [apply_edits(t, [e for e in es if e.score >= thr]) for t, es in zip(texts, runs[name])]
-
-    grid = []
-    for thr in SCORE_GRID:
-        restored = outputs("spun", spun, thr)
-        f = edit_prf(spun, original, restored)
-        cp = clean_preservation(clean, outputs("clean", clean, thr))
-        grid.append({"min_score": thr, "edit_p": round(f.precision, 4), "edit_r": round(f.recall, 4),
-                     "edit_f05": round(f.f, 4), "wer_spun": round(wer(spun, original), 4),
-                     "wer_restored": round(wer(restored, original), 4), **{k: round(v, 4) for k, v in cp.items()
-                                                                           if isinstance(v, float)}})
+    grid = min_score_grid(clean, spun, original, edits["clean"], edits["spun"])
     ok = [g for g in grid if g["changed_share"] <= max_clean_changed] or grid
     best = max(ok, key=lambda g: (g["edit_f05"], -g["min_score"]))
     return {"min_score": best["min_score"], "chosen": best, "grid": grid, "n": n,
             "max_clean_changed": max_clean_changed}
+
+
+def min_score_grid(clean: list[str], spun: list[str], original: list[str], clean_edits: list[list],
+                   spun_edits: list[list]) -> list[dict]:
+    """Pipeline scores at each ``min_score`` of :data:`SCORE_GRID`, from edits made at ``min_score`` 0."""
+
+    def outputs(texts, edits, thr):
+        return [apply_edits(t, [e for e in es if e.score >= thr]) for t, es in zip(texts, edits)]
+
+    grid = []
+    for thr in SCORE_GRID:
+        restored = outputs(spun, spun_edits, thr)
+        f = edit_prf(spun, original, restored)
+        cp = clean_preservation(clean, outputs(clean, clean_edits, thr))
+        grid.append({"min_score": thr, "edit_p": round(f.precision, 4), "edit_r": round(f.recall, 4),
+                     "edit_f05": round(f.f, 4), "wer_spun": round(wer(spun, original), 4),
+                     "wer_restored": round(wer(restored, original), 4), **{k: round(v, 4) for k, v in cp.items()
+                                                                           if isinstance(v, float)}})
+    return grid
 
 
 def add_restorer_to_bundle(bundle: Path, restorer_dir: Path, cfg: dict | None = None, validation: dict | None = None,

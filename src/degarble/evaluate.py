@@ -19,6 +19,10 @@ runs on every set, and every number comes from :mod:`degarble.score`. A spun set
 ``"negatives"`` naming a clean set is scored for paragraph detection against it (AUROC, P/R/F1/FPR
 at the system's threshold); spun paragraphs the spinner left unchanged count as negatives too.
 
+Restoration results also say where the recall went: every gold edit is counted as restored,
+flagged but not restored, not flagged, or in a paragraph judged clean
+(:func:`degarble.score.edit_recall_breakdown`).
+
 Reports: JSON (every score with its signature), a Markdown summary (``eval/reports/summary.md``)
 and PNG plots (precision–recall curve with the threshold marked, score histograms of spun vs clean).
 """
@@ -429,6 +433,8 @@ class _Outputs:
     flagged: list[bool]
     restored: list[str] | None
     seconds: float
+    # per text: its paragraphs as (start, end, is_spun); the restorer only rewrites spun ones
+    paragraphs: list[list[tuple[int, int, bool]]] = field(default_factory=list)
 
 
 def can_restore(system: Any) -> bool:
@@ -457,7 +463,14 @@ def run_system(system: Any, s: EvalSet, batch_size: int = 32, quiet: bool = Fals
         flagged=[bool(d.is_spun) for d in dets],
         restored=restored,
         seconds=time.perf_counter() - t0,
+        paragraphs=[_paragraph_flags(t, d) for t, d in zip(s.texts, dets, strict=True)],
     )
+
+
+def _paragraph_flags(text: str, det: Any) -> list[tuple[int, int, bool]]:
+    # a system whose detections carry no paragraphs judged the text as one
+    paras = getattr(det, "paragraphs", None) or [{"start": 0, "end": len(text), "is_spun": det.is_spun}]
+    return [(p["start"], p["end"], bool(p["is_spun"])) for p in paras]
 
 
 def _clean_json(x: Any) -> Any:
@@ -508,6 +521,8 @@ def score_set(s: EvalSet, out: _Outputs, threshold: float, neg: EvalSet | None, 
     res["token"] = score.token_prf(texts, spans, labels).to_dict()
     if out.restored is not None:
         res["restoration"] = score.restoration_scores(s.spun, s.original, out.restored)
+        res["restoration"]["gold_edits"] = score.edit_recall_breakdown(
+            s.spun, s.original, out.restored, out.spans, out.paragraphs)
     return res
 
 
@@ -606,6 +621,21 @@ def markdown_summary(report: dict) -> str:
             lines.append(f"| {r['set']} | {r['system']} | {_prec(e)} | {_pct(e['recall'])} | {_pct(e['f'])} | "
                          f"{_pct(x['wer_spun'])} | {_pct(x['wer_restored'])} | {_pct(x['wer_reduction'])} | "
                          f"{_num(x['chrf']['score'])} | {_num(x['bleu']['score'])} | {_pct(x['exact_match'])} |")
+        lines.append("")
+    fates = [r for r in rest if r["restoration"].get("gold_edits")]
+    if fates:
+        lines += ["**Where the gold edits go** (share of the spinner's edits, in %: restored exactly; flagged but "
+                  "not restored (kept, restored wrongly or below min_score); not flagged, in a paragraph judged "
+                  "spun; in a paragraph judged clean, which the restorer does not touch)", "",
+                  "| set | system | gold edits | restored | flagged, not restored | words not flagged "
+                  "| paragraph not flagged |",
+                  "|---|---|--:|--:|--:|--:|--:|"]
+        for r in fates:
+            g = r["restoration"]["gold_edits"]
+            sh = g["shares"]
+            lines.append(f"| {r['set']} | {r['system']} | {g['gold']} | {_pct(sh['restored'])} | "
+                         f"{_pct(sh['flagged_not_restored'])} | {_pct(sh['words_not_flagged'])} | "
+                         f"{_pct(sh['paragraph_not_flagged'])} |")
         lines.append("")
     clean = [r for r in rows if _is_clean(report, r["set"])]
     if clean:

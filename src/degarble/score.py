@@ -55,6 +55,7 @@ __all__ = [
     "clean_preservation",
     "detection_scores",
     "edit_prf",
+    "edit_recall_breakdown",
     "edit_triples",
     "exact_match",
     "label_spans",
@@ -341,6 +342,49 @@ def edit_prf(
         fp += len(pred - gold)
         fn += len(gold - pred)
     return prf(tp, fp, fn, beta=beta)
+
+
+def edit_recall_breakdown(
+    spun: Sequence[str],
+    original: Sequence[str],
+    restored: Sequence[str],
+    spans: Sequence[Iterable],
+    paragraphs: Sequence[Sequence[tuple[int, int, bool]]],
+) -> dict:
+    """Where each gold edit ended up in a detect-then-restore pipeline: the causes of lost recall.
+
+    Every gold edit (``edit_triples(spun, original)``) falls in exactly one class, checked in this
+    order: ``restored`` (the output made exactly that edit), ``paragraph_not_flagged`` (its
+    paragraph scored below the threshold, so the restorer never looked at it),
+    ``words_not_flagged`` (no flagged span touches its words), ``flagged_not_restored`` (flagged,
+    but the restorer kept the words, wrote something else or scored its replacement below
+    ``min_score``). An edit the spinner made by deleting words (restoring inserts them) counts as
+    flagged when a word next to the gap is.
+
+    :param spans: per text, the detector's flagged spans (anything :func:`spans_to_labels` reads).
+    :param paragraphs: per text, its paragraphs as ``(start, end, is_spun)`` character ranges.
+    :return: the count of each class, ``gold`` (their sum) and ``shares`` (each class / ``gold``).
+    """
+    classes = ("restored", "flagged_not_restored", "words_not_flagged", "paragraph_not_flagged")
+    counts = dict.fromkeys(classes, 0)
+    for s, o, r, sp, paras in zip(spun, original, restored, spans, paragraphs, strict=True):
+        toks = words(s)
+        flagged = spans_to_labels(s, sp)
+        pred = edit_triples(s, r)
+        for i1, i2, rep in edit_triples(s, o):
+            if (i1, i2, rep) in pred:
+                counts["restored"] += 1
+                continue
+            near = range(i1, i2) if i2 > i1 else [i for i in (i1 - 1, i1) if 0 <= i < len(toks)]
+            at = toks[near[0]].start if len(near) else 0
+            if not any(a <= at < b and spun_para for a, b, spun_para in paras):
+                counts["paragraph_not_flagged"] += 1
+            elif not any(flagged[i] for i in near):
+                counts["words_not_flagged"] += 1
+            else:
+                counts["flagged_not_restored"] += 1
+    gold = sum(counts.values())
+    return {"gold": gold, **counts, "shares": {k: v / gold if gold else 0.0 for k, v in counts.items()}}
 
 
 def wer_tokens(text: str) -> list[str]:
