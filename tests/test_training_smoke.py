@@ -177,3 +177,18 @@ def test_calibration_groups_set_the_threshold_on_every_clean_news_paragraph():
     assert len(news["clean"]) == n_news - n_spun_news  # every other news paragraph
     # a split without the news corpus still calibrates, on all its clean paragraphs
     assert len(calibration_groups(SAMPLE, 8, ["synonym-swap.v2"], ("no-such-corpus",))["clean"]) == len(texts) - 24
+
+
+def test_restore_gates_grid_covers_every_pair_of_thresholds(tmp_path, tiny_full_bundle):
+    """restore_gates.py scores each paragraph threshold with each word threshold, the bundle's first."""
+    cmd = [sys.executable, str(TRAINING / "restore_gates.py"), "--bundle", str(tiny_full_bundle),
+           "--validation", str(SAMPLE), "-n", "3", "--paragraph", "0.2", "--word", "0.1",
+           "--output", str(tmp_path / "g.json")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = degarble.load(tiny_full_bundle).manifest
+    report = json.loads((tmp_path / "g.json").read_text())
+    pairs = [(b["threshold"], b["word_threshold"]) for b in report["best"]]
+    p0, w0 = round(m.detector["threshold"], 4), m.detector["word_threshold"]
+    assert pairs == [(p0, w0), (p0, 0.1), (0.2, w0), (0.2, 0.1)]
+    assert {(g["threshold"], g["word_threshold"]) for g in report["grid"]} == set(pairs)

@@ -53,18 +53,31 @@ def validation_sets(n: int, path: str = VALIDATION, seed: int = 4242) -> tuple[l
 def calibrate(detector, restorer, n: int = 200, path: str = VALIDATION, max_clean_changed: float = 0.03) -> dict:
     """Choose ``min_score``; returns it with the validation scores at every grid value."""
     clean, spun, original = validation_sets(n, path)
-    saved = restorer.min_score
-    restorer.min_score = 0.0  # collect every edit with its score once, then filter per threshold
-    try:
-        edits = {name: [r.edits for r in restorer.restore(texts, detector.detect(texts))]
-                 for name, texts in (("clean", clean), ("spun", spun))}
-    finally:
-        restorer.min_score = saved
+    edits = edits_at_any_score(detector, restorer, {"clean": clean, "spun": spun})
     grid = min_score_grid(clean, spun, original, edits["clean"], edits["spun"])
-    ok = [g for g in grid if g["changed_share"] <= max_clean_changed] or grid
-    best = max(ok, key=lambda g: (g["edit_f05"], -g["min_score"]))
+    best = best_min_score(grid, max_clean_changed)
     return {"min_score": best["min_score"], "chosen": best, "grid": grid, "n": n,
             "max_clean_changed": max_clean_changed}
+
+
+def edits_at_any_score(detector, restorer, sets: dict[str, list[str]], threshold: float | None = None) -> dict:
+    """Every edit the pipeline makes on each set at ``min_score`` 0 (with its score), to filter per threshold.
+
+    ``threshold``: the paragraph threshold the detector judges at (default: its own).
+    """
+    saved = restorer.min_score
+    restorer.min_score = 0.0
+    try:
+        return {name: [r.edits for r in restorer.restore(texts, detector.detect(texts, threshold=threshold))]
+                for name, texts in sets.items()}
+    finally:
+        restorer.min_score = saved
+
+
+def best_min_score(grid: list[dict], max_clean_changed: float) -> dict:
+    """The grid row with the best edit F0.5 among those changing at most ``max_clean_changed`` of clean text."""
+    ok = [g for g in grid if g["changed_share"] <= max_clean_changed] or grid
+    return max(ok, key=lambda g: (g["edit_f05"], -g["min_score"]))
 
 
 def min_score_grid(clean: list[str], spun: list[str], original: list[str], clean_edits: list[list],

@@ -16,9 +16,7 @@ import argparse
 import json
 import time
 
-from calibrate_restorer import min_score_grid, validation_sets
-
-from degarble.score import wer
+from calibrate_restorer import VALIDATION, best_min_score, edits_at_any_score, min_score_grid, validation_sets
 
 
 def main(argv=None) -> int:
@@ -29,6 +27,8 @@ def main(argv=None) -> int:
                     "try besides the bundle's")
     ap.add_argument("--word", type=float, nargs="*", default=[0.3, 0.25, 0.2], help="word thresholds to "
                     "try besides the bundle's")
+    ap.add_argument("--validation", default=VALIDATION, help="JSONL of clean validation paragraphs (relative "
+                    "to the repository or absolute)")
     ap.add_argument("--max-clean-changed", type=float, default=0.03)
     ap.add_argument("--output", help="write every grid row here (JSON)")
     args = ap.parse_args(argv)
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
 
     model = degarble.load(args.bundle)
     det, res = model.detector, model.restorer
-    clean, spun, original = validation_sets(args.n)
+    clean, spun, original = validation_sets(args.n, args.validation)
     # the word probabilities do not depend on the gates: compute them once per set
     probs = {}
     word_probabilities = det.word_probabilities
@@ -48,23 +48,21 @@ def main(argv=None) -> int:
         return probs[key]
 
     det.word_probabilities = cached
-    res.min_score = 0.0  # keep every edit with its score; filtered per min_score below
     rows, best = [], []
+    words = [det.word_threshold, *args.word]  # read before the loop below changes it
     for pthr in [det.threshold, *args.paragraph]:
-        for wthr in [det.word_threshold, *args.word]:
+        for wthr in words:
             t0 = time.perf_counter()
             det.word_threshold = wthr
-            edits = {name: [r.edits for r in res.restore(texts, det.detect(texts, threshold=pthr))]
-                     for name, texts in (("clean", clean), ("spun", spun))}
+            edits = edits_at_any_score(det, res, {"clean": clean, "spun": spun}, threshold=pthr)
             grid = [{"threshold": round(pthr, 4), "word_threshold": wthr, **g}
                     for g in min_score_grid(clean, spun, original, edits["clean"], edits["spun"])]
             rows += grid
-            ok = [g for g in grid if g["changed_share"] <= args.max_clean_changed] or grid
-            best.append(max(ok, key=lambda g: (g["edit_f05"], -g["min_score"])))
+            best.append(best_min_score(grid, args.max_clean_changed))
             print(json.dumps(best[-1]), f"({time.perf_counter() - t0:.0f} s)", flush=True)
     if args.output:
         with open(args.output, "w") as f:
-            json.dump({"n": args.n, "wer_spun": round(wer(spun, original), 4), "best": best, "grid": rows}, f, indent=1)
+            json.dump({"n": args.n, "best": best, "grid": rows}, f, indent=1)
     return 0
 
 
