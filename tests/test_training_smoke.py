@@ -192,3 +192,30 @@ def test_restore_gates_grid_covers_every_pair_of_thresholds(tmp_path, tiny_full_
     p0, w0 = round(m.detector["threshold"], 4), m.detector["word_threshold"]
     assert pairs == [(p0, w0), (p0, 0.1), (0.2, w0), (0.2, 0.1)]
     assert {(g["threshold"], g["word_threshold"]) for g in report["grid"]} == set(pairs)
+
+
+def test_fit_context_writes_a_bundle_whose_detector_uses_the_counts(tmp_path, tiny_full_bundle):
+    """fit_context.py counts the split minus its held-out paragraphs, fits the weights on those,
+    and writes a calibrated bundle with the context in its detector folder and manifest."""
+    out = tmp_path / "bundle"
+    cmd = [sys.executable, str(TRAINING / "fit_context.py"), "--bundle", str(tiny_full_bundle), "--out", str(out),
+           "--train_file", str(SAMPLE), "--validation_file", str(SAMPLE), "--fit_paragraphs", "30",
+           "--val_paragraphs", "8", "--min_bigram_count", "1"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "counted 70 paragraphs" in run.stderr
+    report = json.loads(run.stdout)
+    assert set(report) == {"with_context", "input_bundle"}
+    model = degarble.load(out, precision="fp32")
+    ctx = model.manifest.detector["context"]
+    assert len(ctx["weights"]) == 5 and ctx["fit"]["fit_paragraphs"] == 30
+    assert model.detector.context is not None and model.restorer is not None
+    assert model.threshold == report["with_context"]["threshold"]
+    # the weights are a real fit: the same run again gives the same numbers (seeded, float64)
+    again = subprocess.run(cmd[:5] + [str(tmp_path / "again")] + cmd[6:], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert read_ctx(tmp_path / "again") == ctx
+
+
+def read_ctx(bundle: Path) -> dict:
+    return json.loads((bundle / "degarble.json").read_text())["detector"]["context"]

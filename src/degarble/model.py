@@ -36,6 +36,7 @@ class Model:
             top_share=det.get("top_share", 0.0),
             score=det.get("score", "top"),
             precision=self.precision,
+            context=self._context(det.get("context")),
         )
         self.restorer = None
         res = self.manifest.restorer
@@ -50,6 +51,14 @@ class Model:
                 rank=res.get("rank"),
                 precision=self.precision,
             )
+
+    def _context(self, settings: dict | None):
+        """The detector's corpus evidence (``detector.context`` in the manifest), if the bundle has it."""
+        if not settings:
+            return None
+        from .models.context import ContextScorer
+
+        return ContextScorer.from_dir(self.manifest.part_dir("detector"), settings)
 
     @property
     def name(self) -> str:

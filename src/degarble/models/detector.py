@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..text import paragraphs, words
+from ..text import compare_key, paragraphs, words
 from ..types import Detection, Span
 from .precision import quantize_int8, resolve_precision
 
@@ -179,7 +179,7 @@ class Detector:
 
     def __init__(self, model, tokenizer, threshold: float = 0.5, max_length: int = 128, stride: int = 32,
                  word_threshold: float = 0.5, top_k: int = 3, top_share: float = 0.0, score: str = "top",
-                 precision: str | None = None):
+                 precision: str | None = None, context=None):
         import torch
 
         self.model = model.eval()
@@ -198,6 +198,8 @@ class Detector:
             raise ValueError(f"unknown paragraph score {score!r}; known: {', '.join(PARAGRAPH_SCORES)}")
         self.score = score
         self.bf16 = self.precision == "bf16"
+        # optional corpus evidence folded into the word probabilities (models/context.py)
+        self.context = context
         self._torch = torch
 
     @classmethod
@@ -245,7 +247,10 @@ class Detector:
                     if wi >= 0:
                         acc[wi] += probs[r][t]
                         cnt[wi] += 1
-        return [(toks, [a / c if c else 0.0 for a, c in zip(acc, cnt)]) for toks, acc, cnt in per_text]
+        out = [(toks, [a / c if c else 0.0 for a, c in zip(acc, cnt)]) for toks, acc, cnt in per_text]
+        if self.context is not None:
+            out = [(toks, self.context.adjust([compare_key(t.text) for t in toks], probs)) for toks, probs in out]
+        return out
 
     def detect(self, texts: list[str], batch_size: int = 32, threshold: float | None = None) -> list[Detection]:
         """Score each text: ``spun_score`` per text and paragraph, flagged spans with offsets."""
