@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..spin.inverse import lookup_possessive
+
 FEATURES = ("gain", "gain_prior", "has_original", "log_unigram")
 COUNTS_FILE = "context.safetensors"
 INVERSE_FILE = "context_inverse.tsv.gz"
@@ -138,7 +140,7 @@ class ContextScorer:
         self.mu = float(mu)
         self.max_candidates = int(max_candidates)
         self.floor = float(floor)
-        self._parsed: dict[str, list[tuple[str, float]]] = {}
+        self._parsed: dict[str, list[tuple[str, float]] | None] = {}
 
     @classmethod
     def from_dir(cls, folder: str | Path, settings: dict) -> ContextScorer:
@@ -151,17 +153,16 @@ class ContextScorer:
 
     def candidates(self, key: str) -> list[tuple[list[str], float]]:
         """The originals a spinner could have turned ``key`` into, as word lists with their prior."""
-        hits = self._lookup(key)
-        if not hits and key not in self.inverse and key.endswith("'s") and len(key) > 3:
-            # a possessive: the spinner swaps the stem and keeps "'s" (as Inverse.lookup)
-            hits = [(o + "'s", p) for o, p in self._lookup(key[:-2]) if " " not in o]
+        hits = lookup_possessive(self._lookup, key)
         return [(c.split(), p) for c, p in hits[: self.max_candidates] if c]
 
-    def _lookup(self, key: str) -> list[tuple[str, float]]:
+    def _lookup(self, key: str) -> list[tuple[str, float]] | None:
+        """``key``'s parsed candidates, None when the table has no such key."""
         if key not in self._parsed:
             raw = self.inverse.get(key)
-            parts = raw.split("\t") if raw else []
-            self._parsed[key] = [(parts[k], float(parts[k + 1])) for k in range(0, len(parts) - 1, 2)]
+            parts = raw.split("\t") if raw is not None else []
+            self._parsed[key] = (None if raw is None else
+                                 [(parts[k], float(parts[k + 1])) for k in range(0, len(parts) - 1, 2)])
         return self._parsed[key]
 
     def features(self, keys: list[str], which: Iterable[int] | None = None) -> np.ndarray:

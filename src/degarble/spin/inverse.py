@@ -23,6 +23,16 @@ from .thesaurus import Thesaurus, load_thesaurus
 _ALL_TABLES = ("FUNCTION_WORDS", "PHRASES", "EXTRA_EXPANSIONS", "NEWS_SPINNER")
 
 
+def lookup_possessive(get, key: str) -> list[tuple[str, float]]:
+    """``get(key)`` (a table lookup: originals with priors, or None when the key is absent), and for
+    an absent possessive the stem's one-word originals with "'s": the spinner swaps the stem and
+    keeps "'s". Shared by :class:`Inverse` and the detector's corpus evidence."""
+    hits = get(key)
+    if hits is None and key.endswith("'s") and len(key) > 3:
+        hits = [(o + "'s", p) for o, p in (get(key[:-2]) or []) if o and " " not in o]
+    return hits or []
+
+
 class Inverse:
     """``Inverse(thesaurus).candidates("overseas")`` -> ``[("foreign", 0.12), ("abroad", 0.2), ...]``."""
 
@@ -55,12 +65,7 @@ class Inverse:
 
     def lookup(self, key: str) -> list[tuple[str, float]]:
         """Originals (lowercased) whose spinner entries contain ``key``, with their prior, best first."""
-        key = compare_key(key)
-        hits = self._inv.get(key)
-        if hits is None and key.endswith("'s") and len(key) > 3:
-            # a possessive: the spinner swaps the stem and keeps "'s"
-            hits = [(o + "'s", p) for o, p in self._inv.get(key[:-2], []) if o and " " not in o]
-        return hits or []
+        return lookup_possessive(self._inv.get, compare_key(key))
 
     def candidates(self, span: str) -> list[tuple[str, float]]:
         """Candidate originals of a flagged span (a word or a run of words), with their priors.
