@@ -1,6 +1,5 @@
 """The detector's corpus evidence: n-gram counts, the inverted tables, features and the adjustment."""
 
-import hashlib
 import json
 import shutil
 
@@ -15,7 +14,6 @@ from degarble.models.context import (
     INVERSE_FILE,
     ContextScorer,
     NgramCounts,
-    key_hashes,
     read_inverse,
     sequence_keys,
     write_inverse,
@@ -39,11 +37,6 @@ def _scorer(tmp_path, weights=(1.0, 0.0, 1.0, 0.0, 0.0), bias=0.0, floor=0.0) ->
     return ContextScorer(_counts(), read_inverse(tmp_path / INVERSE_FILE), list(weights), bias, floor=floor)
 
 
-def test_key_hashes_are_stable_across_processes():
-    want = int.from_bytes(hashlib.blake2b(b"foreign", digest_size=8).digest(), "little")
-    assert key_hashes(["foreign"])[0] == np.uint64(want)
-
-
 def test_counts_count_unigrams_and_bigrams_and_drop_rare_bigrams(tmp_path):
     c = _counts(min_bigram_count=2)
     assert c.count("foreign") == 4 and c.count("minister") == 5
@@ -53,8 +46,21 @@ def test_counts_count_unigrams_and_bigrams_and_drop_rare_bigrams(tmp_path):
     assert c.total == sum(len(s.split()) + 2 for s in CORPUS) and c.vocab == len({w for s in CORPUS for w in s.split()}) + 2
     c.save(tmp_path / COUNTS_FILE)
     back = NgramCounts.load(tmp_path / COUNTS_FILE)
-    assert back.counts(["foreign", "the", "zzz"]) == [4, 4, 0]
-    assert (back.total, back.vocab) == (c.total, c.vocab)
+    assert back.unigram(back.ids(["foreign", "the", "zzz"])).tolist() == [4, 4, 0]
+    # arrays of pairs at once; an unknown word on either side counts 0
+    a, b = back.ids(["foreign", "deputy", "zzz", "the"]), back.ids(["minister", "foreign", "minister", "zzz"])
+    assert back.bigram(a, b).tolist() == [4, 2, 0, 0]
+    assert (back.total, back.vocab, back.words) == (c.total, c.vocab, c.words)
+
+
+def test_counts_refuse_words_they_cannot_store_and_old_files(tmp_path):
+    with pytest.raises(ValueError, match="separator"):
+        NgramCounts.from_sequences([sequence_keys(["a\x1fb"])])
+    from safetensors.numpy import save_file
+
+    save_file({"keys": np.zeros(1, dtype=np.uint64), "counts": np.zeros(1, dtype=np.uint32)}, str(tmp_path / "old.safetensors"))
+    with pytest.raises(ValueError, match="older format.*fit_context"):
+        NgramCounts.load(tmp_path / "old.safetensors")
 
 
 def test_inverse_file_round_trip_and_possessives(tmp_path):
@@ -74,6 +80,9 @@ def test_features_favour_the_original_collocation(tmp_path):
     assert gain[2] > 2 and gain[4] > 2  # "foreign minister", "minister told state" beat the swaps
     assert gain_prior[2] == pytest.approx(gain[2] + np.log(0.5 + 1e-3))
     assert has.tolist() == [0, 0, 1, 0, 1, 0, 0] and gain[0] == 0.0
+    # limiting the work to some words gives those words' rows and leaves the others zero
+    part = s.features(keys, [2, 3])
+    assert np.array_equal(part[[2, 3]], f[[2, 3]]) and not part[[0, 1, 4, 5, 6]].any()
     # in the original wording no word has a candidate original, so there is no evidence
     assert s.features("the deputy foreign minister told state media".split())[:, 0].tolist() == [0.0] * 7
 
@@ -108,3 +117,13 @@ def test_a_bundle_with_context_loads_it_and_its_scores_move(tmp_path, tiny_bundl
     plain = degarble.load(tiny_bundle, precision="fp32").detector.word_probabilities([text])[0][1]
     assert probs != plain
     assert json.loads((out / "degarble.json").read_text())["detector"]["context"]["bias"] == -2.0
+
+
+def test_chain_logprob_scores_options_for_one_slot(tmp_path):
+    s = _scorer(tmp_path)
+    fit = s.chain_logprob("deputy", [["foreign"], ["abroad"], [], ["foreign", "minister"]], "minister")
+    assert fit[0] > fit[1]  # "deputy foreign minister" is in the counts, "deputy abroad" is not
+    assert fit[3] < fit[0]  # one more word is one more factor below 1
+    # no words: the one factor P(minister | deputy) (shorter chains are likelier; lm_weight is tuned for it)
+    assert fit[2] == pytest.approx(np.log((0 + 50 * (5 + 0.1) / (s.counts.total + 0.1 * s.counts.vocab)) / (2 + 50)))
+    assert s.chain_logprob("deputy", [], "minister").shape == (0,)

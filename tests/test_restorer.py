@@ -8,6 +8,7 @@ skipped where it has no restorer.
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from hypothesis import given, settings
@@ -245,7 +246,6 @@ def test_cached_decoder_states_equal_the_plain_forward_pass(tiny_restorer):
 
 def test_likelihood_is_the_teacher_forced_log_probability(tiny_restorer):
     import torch
-    from transformers.modeling_outputs import BaseModelOutput
 
     from degarble.models.restorer import pad_batch
 
@@ -258,12 +258,9 @@ def test_likelihood_is_the_teacher_forced_log_probability(tiny_restorer):
         hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         with SharedCrossAttention(r.model, hidden) as cross:
             got = r._likelihood(cross, mask, [0, 0, 0], [prompt] * 3, targets)
-        for lp, t in zip(got, targets):
-            logits = r.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
-                             decoder_input_ids=torch.tensor([(prompt + t)[:-1]])).logits
-            steps = torch.log_softmax(logits.float(), -1)[0, len(prompt) - 1 + torch.arange(len(t)), torch.tensor(t)]
-            assert lp == pytest.approx(steps.sum().item(), abs=1e-4)
-            assert lp < 0
+    for lp, t in zip(got, ("the meeting", "said", "")):
+        assert lp == pytest.approx(_teacher_forced(r, text, [(4, 12)], t), abs=1e-4)
+        assert lp < 0
 
 
 def test_detokenize_joins_apostrophes_hyphens_and_initials(tiny_restorer):
@@ -428,3 +425,61 @@ def test_shipped_bundle_with_restorer_fits_budget():
     assert size < 120 * 1024 * 1024
     m = read_manifest(DEFAULT_BUNDLE_DIR)
     assert 0.0 <= m.restorer["min_score"] < 1.0 and "restorer_calibration" in m.scores
+
+
+def test_candidate_ranking_takes_the_corpus_fit_into_account(tiny_restorer, tmp_path):
+    """With ``rank``, the span's candidates (spinner tables read backwards, the span, the greedy
+    output) are scored by the model; ``lm_weight`` adds their bigram fit between the neighbours,
+    which here (weight 1000 on counts that know only "foreign minister") decides."""
+    from degarble.models.context import (
+        INVERSE_FILE,
+        ContextScorer,
+        NgramCounts,
+        read_inverse,
+        sequence_keys,
+        write_inverse,
+    )
+
+    corpus = ["the deputy foreign minister said", "a foreign minister met the foreign minister"] * 3
+    counts = NgramCounts.from_sequences((sequence_keys(s.split()) for s in corpus), 1)
+    write_inverse(tmp_path / INVERSE_FILE, {})
+    ctx = ContextScorer(counts, read_inverse(tmp_path / INVERSE_FILE), [1.0, 0, 0, 0, 0], 0.0)
+    text = "The deputy overseas minister said."
+    a = text.index("overseas")
+    span = [(a, a + len("overseas"))]
+    old = (tiny_restorer.rank, tiny_restorer.context)
+    try:
+        tiny_restorer.rank, tiny_restorer.context = {"candidates": 12, "lm_weight": 1000.0}, ctx
+        (rep, score), = tiny_restorer.infill([(text, span)])[0]
+        assert rep == "foreign" and 0 < score <= 1
+        # "likelihood" reports the model's own probability of the winner, as greedy decoding does
+        tiny_restorer.rank["confidence"] = "likelihood"
+        (rep, prob), = tiny_restorer.infill([(text, span)])[0]
+        assert rep == "foreign" and prob == pytest.approx(math.exp(_teacher_forced(tiny_restorer, text, span, "foreign")))
+        tiny_restorer.rank["confidence"] = "loudest"
+        with pytest.raises(ValueError, match="confidence"):
+            tiny_restorer.infill([(text, span)])
+        tiny_restorer.rank = {"candidates": 12, "lm_weight": 1000.0}
+        tiny_restorer.context = None  # no counts: lm_weight is ignored, the random model decides
+        (plain, _), = tiny_restorer.infill([(text, span)])[0]
+        tiny_restorer.rank = {"candidates": 12, "lm_weight": 0.0}
+        assert tiny_restorer.infill([(text, span)])[0][0][0] == plain
+    finally:
+        tiny_restorer.rank, tiny_restorer.context = old
+
+
+def _teacher_forced(r, text, spans, target) -> float:
+    """log P(target | the span's prompt) for the first span, by the plain forward pass."""
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    from degarble.models.restorer import pad_batch
+
+    ids, mask = pad_batch([encode_source(r.tokenizer, text, spans)], r.tokenizer.pad_token_id, torch)
+    prompt = decoder_prompt(r.tokenizer, 0, text[spans[0][0] : spans[0][1]])
+    t = decoder_target(r.tokenizer, target)
+    with torch.inference_mode():
+        hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        logits = r.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
+                         decoder_input_ids=torch.tensor([(prompt + t)[:-1]])).logits
+    return torch.log_softmax(logits.float(), -1)[0, len(prompt) - 1 + torch.arange(len(t)), torch.tensor(t)].sum().item()

@@ -112,7 +112,7 @@ def add_restorer_to_bundle(bundle: Path, restorer_dir: Path, cfg: dict | None = 
     m = read_manifest(bundle)
     detector = Model(bundle).detector
     settings = {"max_words": (cfg or {}).get("max_words", 60), "max_length": (cfg or {}).get("max_length", 192)}
-    restorer = Restorer.from_dir(restorer_dir, **settings, rank=rank)
+    restorer = Restorer.from_dir(restorer_dir, **settings, rank=rank, context=detector.context)
     cal = calibrate(detector, restorer, n=n, path=path)
     print(f"restorer calibration: {json.dumps(cal['chosen'])}", flush=True)
     data = m.to_dict()

@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     counts = NgramCounts.from_sequences((sequence_keys(compare_key(t.text) for t in words(r["text"])) for r in counted),
                                         args.min_bigram_count)
     print(f"counted {len(counted)} paragraphs ({counts.total} words, {counts.vocab} distinct), "
-          f"{len(counts.keys)} keys; {len(held)} held out for fitting", file=sys.stderr)
+          f"{len(counts.bigram_keys)} bigrams; {len(held)} held out for fitting", file=sys.stderr)
 
     src = read_manifest(args.bundle)
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
         write_inverse(det_dir / INVERSE_FILE, load_inverse()._inv, args.max_candidates)
 
         # the fit: the bundle's own detector (fp32, no context) and the features the package computes
-        plain = Model(args.bundle, precision="fp32").detector
+        plain = Model(args.bundle, precision="fp32", context=False).detector
         examples = fit_examples([r["text"] for r in held], args.seed)
         probs = [p for _, p in plain.word_probabilities([t for t, _ in examples])]
         scorer = ContextScorer(counts, read_inverse(det_dir / INVERSE_FILE), [0.0] * (1 + len(FEATURES)), 0.0,
@@ -155,7 +155,8 @@ def main(argv=None) -> int:
         parts = {"detector": det_dir}
         if src.has_restorer:
             parts["restorer"] = src.part_dir("restorer")
-        readme = (args.bundle / "README.md").read_text() if (args.bundle / "README.md").is_file() else None
+        card = REPO / "training" / "MODEL_CARD.md"
+        readme = card.read_text() if card.is_file() else None
         save_bundle(args.out, data, parts, force=True, readme=readme)
 
     groups = calibration_groups(vf, args.val_paragraphs, sorted(PROFILES))

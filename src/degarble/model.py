@@ -16,9 +16,11 @@ class Model:
     Use :func:`degarble.load` to get one. Batch methods take lists of texts. ``precision`` is
     ``auto``, ``fp32``, ``bf16`` or ``int8`` (:mod:`degarble.models.precision`); ``None`` reads
     ``$DEGARBLE_PRECISION``, else ``auto``: bf16 on a CPU with native bf16, else fp32.
+    ``context=False`` leaves out the detector's corpus evidence (``training/fit_context.py`` fits
+    it on the bare model's probabilities).
     """
 
-    def __init__(self, path: str | os.PathLike, precision: str | None = None):
+    def __init__(self, path: str | os.PathLike, precision: str | None = None, context: bool = True):
         from .models.detector import Detector
         from .models.precision import resolve_precision
 
@@ -36,7 +38,7 @@ class Model:
             top_share=det.get("top_share", 0.0),
             score=det.get("score", "top"),
             precision=self.precision,
-            context=self._context(det.get("context")),
+            context=self._context(det.get("context")) if context else None,
         )
         self.restorer = None
         res = self.manifest.restorer
@@ -50,6 +52,7 @@ class Model:
                 max_length=res.get("max_length", 192),
                 rank=res.get("rank"),
                 precision=self.precision,
+                context=self.detector.context,
             )
 
     def _context(self, settings: dict | None):

@@ -16,7 +16,7 @@ counts never saw (``training/fit_context.py``). It is an explicit memory of coll
 F1 (numbers in training/README.md).
 
 Everything the scorer needs ships in the detector folder, so a bundle behaves as it was measured:
-``context.safetensors`` (hashed unigram and bigram counts) and ``context_inverse.tsv.gz`` (for
+``context.safetensors`` (the vocabulary with its unigram counts, and bigram counts) and ``context_inverse.tsv.gz`` (for
 every spun key, its candidate originals with priors). Settings (smoothing, weights) are in the
 manifest's ``detector.context``.
 """
@@ -24,11 +24,12 @@ manifest's ``detector.context``.
 from __future__ import annotations
 
 import gzip
-import hashlib
+import io
 import math
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,13 +40,7 @@ COUNTS_FILE = "context.safetensors"
 INVERSE_FILE = "context_inverse.tsv.gz"
 BOS, EOS = "<s>", "</s>"
 _CLIP = 15.0  # nats; a gain beyond this says nothing more and an unseen word should not dominate
-_SEP = "\x1f"  # joins the two words of a bigram key (never inside a word)
-
-
-def key_hashes(keys: list[str]) -> np.ndarray:
-    """Stable 64-bit hashes of n-gram keys (Python's own ``hash`` differs per process)."""
-    return np.fromiter((int.from_bytes(hashlib.blake2b(k.encode("utf-8"), digest_size=8).digest(), "little")
-                        for k in keys), dtype=np.uint64, count=len(keys))
+_SEP = "\x1f"  # separates the words of the stored vocabulary (never inside a word)
 
 
 def sequence_keys(words: Iterable[str]) -> list[str]:
@@ -54,18 +49,24 @@ def sequence_keys(words: Iterable[str]) -> list[str]:
 
 
 class NgramCounts:
-    """Unigram and bigram counts stored as sorted 64-bit key hashes with counts.
+    """Unigram and bigram counts over a vocabulary.
 
-    ``count("foreign")``, ``count("foreign", "minister")``; :meth:`counts` looks up many at once.
+    Words are numbered by their place in the sorted vocabulary; a bigram is the integer
+    ``a * V + b`` of its two word numbers, and bigram counts are kept sorted by it, so the counts
+    of every (neighbour, candidate) pair of a text come from one ``searchsorted`` instead of one
+    Python lookup each (the scorer asks for about 60 per word). ``count("foreign")``,
+    ``count("foreign", "minister")``; :meth:`ids`, :meth:`unigram` and :meth:`bigram` work on arrays.
     """
 
-    def __init__(self, keys: np.ndarray, counts: np.ndarray, total: int, vocab: int):
-        order = np.argsort(keys, kind="stable")
-        self.keys = np.ascontiguousarray(keys[order])
-        self.values = np.ascontiguousarray(counts[order])
-        self.total = int(total)
-        self.vocab = int(vocab)
-        self._cache: dict[str, int] = {}
+    def __init__(self, words: list[str], unigrams: np.ndarray, bigram_keys: np.ndarray, bigram_counts: np.ndarray):
+        self.words = list(words)
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.unigrams = np.ascontiguousarray(unigrams, dtype=np.int64)
+        order = np.argsort(bigram_keys, kind="stable")
+        self.bigram_keys = np.ascontiguousarray(bigram_keys[order], dtype=np.int64)
+        self.bigram_counts = np.ascontiguousarray(bigram_counts[order], dtype=np.int64)
+        self.total = int(self.unigrams.sum())
+        self.vocab = len(self.words)
 
     @classmethod
     def from_sequences(cls, sequences: Iterable[list[str]], min_bigram_count: int = 2) -> NgramCounts:
@@ -76,44 +77,73 @@ class NgramCounts:
         for ks in sequences:
             uni.update(ks)
             bi.update(zip(ks, ks[1:]))
-        keys = list(uni) + [a + _SEP + b for (a, b), c in bi.items() if c >= min_bigram_count]
-        counts = list(uni.values()) + [c for c in bi.values() if c >= min_bigram_count]
-        return cls(key_hashes(keys), np.array(counts, dtype=np.uint32), sum(uni.values()), len(uni))
+        words = sorted(uni)
+        bad = next((w for w in words if _SEP in w or not w), None)
+        if bad is not None:
+            raise ValueError(f"n-gram counts: word {bad!r} is empty or holds the separator \\x1f")
+        index = {w: i for i, w in enumerate(words)}
+        kept = [(index[a] * len(words) + index[b], c) for (a, b), c in bi.items() if c >= min_bigram_count]
+        keys = np.array([k for k, _ in kept], dtype=np.int64)
+        return cls(words, np.array([uni[w] for w in words], dtype=np.int64), keys,
+                   np.array([c for _, c in kept], dtype=np.int64))
 
     @classmethod
     def load(cls, path: str | Path) -> NgramCounts:
-        from safetensors import safe_open
         from safetensors.numpy import load_file
 
-        with safe_open(str(path), framework="numpy") as f:
-            meta = f.metadata() or {}
         t = load_file(str(path))
-        return cls(t["keys"], t["counts"], int(meta["total"]), int(meta["vocab"]))
+        if "vocab" not in t:
+            raise ValueError(f"{path}: n-gram counts in an older format (hashed keys); "
+                             "rebuild them with training/fit_context.py")
+        words = t["vocab"].tobytes().decode("utf-8").split(_SEP) if len(t["vocab"]) else []
+        return cls(words, t["unigrams"], t["bigram_keys"], t["bigram_counts"])
 
     def save(self, path: str | Path) -> None:
         from safetensors.numpy import save_file
 
-        save_file({"keys": self.keys, "counts": self.values}, str(path),
-                  metadata={"total": str(self.total), "vocab": str(self.vocab)})
+        # the smallest integer types that hold the values keep the bundle small
+        ucount = np.uint32 if self.unigrams.max(initial=0) < 2**32 else np.int64
+        bcount = np.uint32 if self.bigram_counts.max(initial=0) < 2**32 else np.int64
+        save_file({"vocab": np.frombuffer(_SEP.join(self.words).encode("utf-8"), dtype=np.uint8),
+                   "unigrams": self.unigrams.astype(ucount), "bigram_keys": self.bigram_keys,
+                   "bigram_counts": self.bigram_counts.astype(bcount)}, str(path))
 
-    def counts(self, keys: list[str]) -> list[int]:
-        """Counts of unigram keys (``"word"``) and bigram keys (``bigram_key(a, b)``), 0 if unseen."""
-        if len(self._cache) > 500_000:  # a long batch job: keep memory flat
-            self._cache.clear()
-        todo = [k for k in dict.fromkeys(keys) if k not in self._cache]
-        if todo:
-            h = key_hashes(todo)
-            pos = np.minimum(np.searchsorted(self.keys, h), len(self.keys) - 1)
-            found = np.where(self.keys[pos] == h, self.values[pos], 0)
-            self._cache.update(zip(todo, found.tolist()))
-        return [self._cache[k] for k in keys]
+    def ids(self, words: Iterable[str]) -> np.ndarray:
+        """Word numbers, -1 for words the counts never saw."""
+        get = self.index.get
+        return np.array([get(w, -1) for w in words], dtype=np.int64)
+
+    def unigram(self, ids: np.ndarray) -> np.ndarray:
+        """Counts of words by number (0 for -1)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        return np.where(ids >= 0, self.unigrams[np.maximum(ids, 0)], 0)
+
+    def bigram(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Counts of the bigrams (a[k], b[k]) by word number (0 if unseen or either word is -1)."""
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        keys = a * self.vocab + b
+        if not len(self.bigram_keys):
+            return np.zeros(len(keys), dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.bigram_keys, keys), len(self.bigram_keys) - 1)
+        hit = (self.bigram_keys[pos] == keys) & (a >= 0) & (b >= 0)
+        return np.where(hit, self.bigram_counts[pos], 0)
 
     def count(self, a: str, b: str | None = None) -> int:
-        return self.counts([a if b is None else bigram_key(a, b)])[0]
+        """The count of word ``a``, or of the bigram ``a b``."""
+        if b is None:
+            return int(self.unigram(self.ids([a]))[0])
+        return int(self.bigram(self.ids([a]), self.ids([b]))[0])
 
 
-def bigram_key(a: str, b: str) -> str:
-    return a + _SEP + b
+class _Block(NamedTuple):
+    """One spun key's candidate originals as arrays, for :meth:`ContextScorer.features`."""
+
+    first: np.ndarray  # word number of each candidate's first word
+    p_first: np.ndarray  # its unigram probability
+    last: np.ndarray  # word number of its last word
+    count_last: np.ndarray  # its count
+    inner: np.ndarray  # log probability of the candidate's own bigrams (0 for one word)
+    log_prior: np.ndarray  # log(prior + 1e-3)
 
 
 class ContextScorer:
@@ -141,6 +171,7 @@ class ContextScorer:
         self.max_candidates = int(max_candidates)
         self.floor = float(floor)
         self._parsed: dict[str, list[tuple[str, float]] | None] = {}
+        self._blocks: dict[str, _Block | None] = {}
 
     @classmethod
     def from_dir(cls, folder: str | Path, settings: dict) -> ContextScorer:
@@ -165,45 +196,81 @@ class ContextScorer:
                                  [(parts[k], float(parts[k + 1])) for k in range(0, len(parts) - 1, 2)])
         return self._parsed[key]
 
+    def _p_uni(self, count: np.ndarray) -> np.ndarray:
+        """Add-0.1 unigram probabilities from counts."""
+        return (count + 0.1) / (self.counts.total + 0.1 * self.counts.vocab)
+
+    def _lp(self, a: np.ndarray, b: np.ndarray, count_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
+        """log P(b | a) for word numbers, Dirichlet-smoothed towards P(b)."""
+        return np.log((self.counts.bigram(a, b) + self.mu * p_b) / (count_a + self.mu))
+
+    def _block(self, key: str) -> _Block | None:
+        """``key``'s candidates as arrays (cached: a text's words repeat, and so do texts' words)."""
+        if key in self._blocks:
+            return self._blocks[key]
+        if len(self._blocks) > 200_000:  # a long batch job: keep memory flat
+            self._blocks.clear()
+            self._parsed.clear()
+        cands = self.candidates(key)
+        block = None
+        if cands:
+            c = self.counts
+            # multi-word originals score their own bigrams too: all of them in one lookup
+            pairs = [(k, a, b) for k, (cs, _) in enumerate(cands) for a, b in zip(cs, cs[1:])]
+            inner = np.zeros(len(cands))
+            if pairs:
+                a, b = c.ids(x[1] for x in pairs), c.ids(x[2] for x in pairs)
+                lp = self._lp(a, b, c.unigram(a), self._p_uni(c.unigram(b)))
+                inner = np.bincount([x[0] for x in pairs], weights=lp, minlength=len(cands))
+            first = c.ids(cs[0] for cs, _ in cands)
+            last = c.ids(cs[-1] for cs, _ in cands)
+            block = _Block(first, self._p_uni(c.unigram(first)), last, c.unigram(last), inner,
+                           np.log(np.array([p for _, p in cands]) + 1e-3))
+        self._blocks[key] = block
+        return block
+
     def features(self, keys: list[str], which: Iterable[int] | None = None) -> np.ndarray:
         """:data:`FEATURES` for the words ``keys`` (compare keys, in order), one row per word;
         ``which`` limits the work to those word positions (other rows stay zero)."""
-        seq = sequence_keys(keys)
-        idx = range(len(keys)) if which is None else which
-        plans = []  # (word position, [(candidate words, prior)])
-        need: list[str] = []
-        for i in idx:
-            p, w, n = seq[i], seq[i + 1], seq[i + 2]
-            cands = self.candidates(w)
-            plans.append((i, cands))
-            need += [w, p, bigram_key(p, w), bigram_key(w, n)]
-            for cs, _ in cands:
-                need += [*cs, bigram_key(p, cs[0]), bigram_key(cs[-1], n)]
-                need += [bigram_key(a, b) for a, b in zip(cs, cs[1:])]
-        need += seq  # unigram counts for the neighbours' denominators
-        table = dict(zip(need, self.counts.counts(need)))
-        n_total, v = self.counts.total, self.counts.vocab
-        mu = self.mu
-
-        def p_uni(x: str) -> float:
-            return (table[x] + 0.1) / (n_total + 0.1 * v)
-
-        def lp(a: str, b: str) -> float:  # log P(b | a), Dirichlet-smoothed towards P(b)
-            return math.log((table[bigram_key(a, b)] + mu * p_uni(b)) / (table[a] + mu))
-
         out = np.zeros((len(keys), len(FEATURES)))
-        for i, cands in plans:
-            p, w, n = seq[i], seq[i + 1], seq[i + 2]
-            here = lp(p, w) + lp(w, n)
-            best = best_prior = -_CLIP
-            for cs, prior in cands:
-                g = lp(p, cs[0]) + lp(cs[-1], n) + sum(lp(a, b) for a, b in zip(cs, cs[1:])) - here
-                best = max(best, g)
-                best_prior = max(best_prior, g + math.log(prior + 1e-3))
-            if not cands:
-                best = best_prior = 0.0
-            out[i] = (_clip(best), _clip(best_prior), float(bool(cands)), math.log(p_uni(w)))
+        idx = np.arange(len(keys)) if which is None else np.fromiter(which, dtype=np.int64)
+        if not len(idx):
+            return out
+        c = self.counts
+        ids = c.ids(sequence_keys(keys))  # word i is ids[i + 1], its neighbours ids[i] and ids[i + 2]
+        uni = c.unigram(ids)
+        p_uni = self._p_uni(uni)
+        p, w, n = idx, idx + 1, idx + 2
+        here = self._lp(ids[p], ids[w], uni[p], p_uni[w]) + self._lp(ids[w], ids[n], uni[w], p_uni[n])
+        out[idx, FEATURES.index("log_unigram")] = np.log(p_uni[w])
+
+        blocks = [self._block(keys[i]) for i in idx.tolist()]
+        rows = np.array([r for r, b in enumerate(blocks) if b is not None], dtype=np.int64)
+        if not len(rows):
+            return out
+        sizes = np.array([len(blocks[r].inner) for r in rows])
+        at = np.repeat(rows, sizes)  # the row (into idx) of every (word, candidate) pair
+        first, p_first, last, count_last, inner, log_prior = (
+            np.concatenate(arrays) for arrays in zip(*(blocks[r] for r in rows)))
+        gain = (self._lp(ids[p[at]], first, uni[p[at]], p_first)
+                + self._lp(last, ids[n[at]], count_last, p_uni[n[at]]) + inner - here[at])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        best = np.maximum(np.maximum.reduceat(gain, starts), -_CLIP)
+        best_prior = np.maximum(np.maximum.reduceat(gain + log_prior, starts), -_CLIP)
+        out[idx[rows], FEATURES.index("gain")] = np.clip(best, -_CLIP, _CLIP)
+        out[idx[rows], FEATURES.index("gain_prior")] = np.clip(best_prior, -_CLIP, _CLIP)
+        out[idx[rows], FEATURES.index("has_original")] = 1.0
         return out
+
+    def chain_logprob(self, prev: str, options: list[list[str]], nxt: str) -> np.ndarray:
+        """log P of each option's words (compare keys) between the words ``prev`` and ``nxt``
+        under the smoothed bigram model; an empty option joins ``prev`` to ``nxt``. The restorer's
+        candidate ranking compares options for one slot with it."""
+        pairs = [(k, a, b) for k, o in enumerate(options) for a, b in zip([prev, *o], [*o, nxt])]
+        c = self.counts
+        a, b = c.ids(x[1] for x in pairs), c.ids(x[2] for x in pairs)
+        lp = self._lp(a, b, c.unigram(a), self._p_uni(c.unigram(b)))
+        return np.bincount([x[0] for x in pairs], weights=lp, minlength=len(options))
 
     def adjust(self, keys: list[str], probs: list[float]) -> list[float]:
         """The detector's word probabilities with the corpus evidence folded in."""
@@ -223,13 +290,11 @@ def logit(p: float, eps: float = 1e-4) -> float:
     return math.log(p / (1 - p))
 
 
-def _clip(x: float) -> float:
-    return max(-_CLIP, min(_CLIP, x))
-
-
 def write_inverse(path: str | Path, table: dict[str, list[tuple[str, float]]], max_candidates: int = 60) -> None:
     """Write ``spun key -> [(original, prior), ...]`` as gzipped TSV (key, then original/prior pairs)."""
-    with gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as f:
+    # no time stamp or file name in the gzip header: the same table gives the same bytes
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz, \
+            io.TextIOWrapper(gz, encoding="utf-8") as f:
         for key in sorted(table):
             cands = [(c, p) for c, p in table[key] if c][:max_candidates]
             if cands and "\t" not in key:

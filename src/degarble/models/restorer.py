@@ -225,17 +225,20 @@ class Restorer:
         value shipped in the bundle is calibrated on validation data for edit F0.5).
     :param max_words: words per piece (pieces of whole sentences).
     :param rank: ``None`` (generate each replacement greedily) or the settings of candidate
-        ranking, ``{"candidates": K, "prior_weight": L, "keep_prior": Q, "generated_prior": P}``:
-        the originals a spinner could have turned the span into (:mod:`degarble.spin.inverse`, best
-        ``K`` by prior), the span itself (a false alarm; prior ``Q``) and the greedy replacement
-        (prior ``P``) are scored by the model's likelihood plus ``L`` x the log prior; see
-        :meth:`_rerank`.
+        ranking, ``{"candidates": K, "prior_weight": L, "keep_prior": Q, "generated_prior": P,
+        "lm_weight": M, "confidence": "share" | "likelihood", "shortlist": S}``: the originals a
+        spinner could have turned the span into (:mod:`degarble.spin.inverse`, best ``K`` by
+        prior), the span itself (a false alarm; prior ``Q``) and the greedy replacement (prior
+        ``P``) are scored by the model's likelihood plus ``L`` x the log prior plus ``M`` x their
+        bigram log probability between the span's neighbours (``context``); see :meth:`_rerank`.
+    :param context: the detector's corpus evidence (:class:`~degarble.models.context.ContextScorer`),
+        whose bigram counts ``lm_weight`` uses; without it ``lm_weight`` is ignored.
     :param precision: ``fp32``, ``bf16`` or ``int8`` (:mod:`degarble.models.precision`); ``None``
         reads ``$DEGARBLE_PRECISION``, else ``auto``. ``int8`` quantizes ``model`` in place.
     """
 
     def __init__(self, model, tokenizer, *, min_score: float = 0.0, max_words: int = 60, max_length: int = 192,
-                 precision: str | None = None, rank: dict | None = None):
+                 precision: str | None = None, rank: dict | None = None, context=None):
         import torch
 
         from .precision import quantize_int8, resolve_precision
@@ -254,6 +257,7 @@ class Restorer:
         self.bf16 = self.precision == "bf16"
         self._torch = torch
         self.rank = dict(rank) if rank else None
+        self.context = context
         marker_ids(tokenizer)  # fail early on a vocabulary without the markers
 
     @classmethod
@@ -279,6 +283,7 @@ class Restorer:
         encoded = []  # (item, first span, encoder ids, span texts)
         for k, (text, spans) in enumerate(items):
             encoded += self._encode_within_limit(k, text, spans)
+        near = [_neighbours(text, spans) for text, spans in items] if self.rank else None
         parts: dict[tuple[int, int], list[tuple[str | None, float]]] = {}
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][2]))
         for b in range(0, len(order), batch_size):
@@ -294,7 +299,8 @@ class Restorer:
                 with SharedCrossAttention(self.model, hidden) as cross:
                     outs = self._greedy(cross, mask, rows, prompts)
                     if self.rank:
-                        outs = self._rerank(cross, mask, rows, prompts, [t for e in batch for t in e[3]], outs)
+                        around = [x for e in batch for x in near[e[0]][e[1] : e[1] + len(e[3])]]
+                        outs = self._rerank(cross, mask, rows, prompts, [t for e in batch for t in e[3]], outs, around)
             pos = 0
             for e in batch:
                 parts[(e[0], e[1])] = outs[pos : pos + len(e[3])]
@@ -379,13 +385,19 @@ class Restorer:
         logits = torch.nn.functional.linear(x, self._head_bf16, head.bias.to(torch.bfloat16))
         return torch.log_softmax(logits.float(), dim=-1)
 
-    def _rerank(self, cross, mask, rows, prompts, span_texts, generated) -> list[tuple[str | None, float]]:
+    def _rerank(self, cross, mask, rows, prompts, span_texts, generated, around) -> list[tuple[str | None, float]]:
         """Choose each span's replacement among candidates, by likelihood and prior.
 
         Candidates: the originals the spinner tables map to the span's wording (with prior
         P(span | original)), the span itself (kept: a false alarm), and the greedy replacement.
-        Each is scored ``log P_model(candidate) + prior_weight * log prior``; the probability
-        reported is the winner's share of the softmax over the candidates' scores.
+        Each is scored ``log P_model(candidate) + prior_weight * log prior``, plus ``lm_weight``
+        x its bigram log probability between the span's neighbours (``around``: the compare keys
+        of the words before and after it) where the restorer has corpus counts. The probability
+        reported (what ``min_score`` is compared with) is, with ``"confidence": "share"`` (the
+        default), the winner's share of the softmax over the candidates' scores; with
+        ``"likelihood"``, the model's own probability of the winner, as greedy decoding reports it.
+        With ``"shortlist": S`` the model scores only the span, the greedy output and the ``S``
+        other candidates with the best prior and bigram fit (the model's passes are the cost).
         """
         import math
 
@@ -396,26 +408,44 @@ class Restorer:
         weight = float(self.rank.get("prior_weight", 0.5))
         gen_prior = float(self.rank.get("generated_prior", 0.05))
         keep_prior = float(self.rank.get("keep_prior", 0.1))
-        options: list[list[tuple[str, float]]] = []
-        for span, (gen, _) in zip(span_texts, generated):
+        lm_weight = float(self.rank.get("lm_weight", 0.0)) if self.context is not None else 0.0
+        confidence = self.rank.get("confidence", "share")
+        if confidence not in ("share", "likelihood"):
+            raise ValueError(f'rank "confidence": expected "share" or "likelihood", got {confidence!r}')
+        shortlist = self.rank.get("shortlist")
+        options: list[list[tuple[str, float]]] = []  # per span: (candidate, score before the model)
+        for span, (gen, _), (prev, nxt) in zip(span_texts, generated, around):
             opts = {compare_key(span): keep_prior}
             for cand, prior in inverse.candidates(span)[:k_max]:
                 opts[cand] = max(opts.get(cand, 0.0), prior)
-            if gen is not None:
-                g = compare_key(gen)
+            g = compare_key(gen) if gen is not None else None
+            if g is not None:
                 opts[g] = max(opts.get(g, 0.0), gen_prior)
-            options.append(list(opts.items()))
+            pre = [weight * math.log(max(prior, 1e-6)) for prior in opts.values()]
+            if lm_weight:
+                fit = self.context.chain_logprob(prev, [c.split() for c in opts], nxt)
+                pre = [x + lm_weight * float(f) for x, f in zip(pre, fit)]
+            scored = list(zip(opts, pre))
+            if shortlist is not None:
+                # the model (the costly part) scores only the span itself, the greedy output and
+                # the ``shortlist`` best of the rest by prior and corpus fit
+                rest = sorted((x for x in scored[1:] if x[0] != g), key=lambda x: -x[1])[: int(shortlist)]
+                scored = [scored[0], *(x for x in scored[1:] if x[0] == g), *rest]
+            options.append(scored)
         flat = [(i, c) for i, opts in enumerate(options) for c, _ in opts]
         logp = self._likelihood(cross, mask, [rows[i] for i, _ in flat], [prompts[i] for i, _ in flat],
                                 [decoder_target(self.tokenizer, c) for _, c in flat])
         out, pos = [], 0
         for opts in options:
-            scores = [lp + weight * math.log(max(prior, 1e-6)) for lp, (_, prior) in zip(logp[pos : pos + len(opts)], opts)]
+            model = logp[pos : pos + len(opts)]
+            scores = [lp + pre for lp, (_, pre) in zip(model, opts)]
             pos += len(opts)
             best = max(range(len(opts)), key=scores.__getitem__)
             z = max(scores)
-            share = 1.0 / sum(math.exp(x - z) for x in scores)
-            out.append((opts[best][0], share))
+            if confidence == "share":
+                out.append((opts[best][0], 1.0 / sum(math.exp(x - z) for x in scores)))
+            else:
+                out.append((opts[best][0], math.exp(model[best])))
         return out
 
     def _likelihood(self, cross: SharedCrossAttention, mask, rows: list[int], prompts: list[list[int]],
@@ -519,6 +549,20 @@ class Restorer:
             elif a > 0 and text[a - 1] == " ":
                 a -= 1
         return Edit(a, b, text[a:b], after, score)
+
+
+def _neighbours(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, str]]:
+    """For each span, the compare keys of the words just before and after it (sentence marks of
+    :func:`~degarble.models.context.sequence_keys` at the edges of ``text``)."""
+    from .context import BOS, EOS
+
+    toks = words(text)
+    out = []
+    for a, b in spans:
+        before = [t for t in toks if t.end <= a]
+        after = [t for t in toks if t.start >= b]
+        out.append((compare_key(before[-1].text) if before else BOS, compare_key(after[0].text) if after else EOS))
+    return out
 
 
 def trim_common_words(before: str, after: str) -> tuple[int, int, str]:
