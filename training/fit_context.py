@@ -13,7 +13,7 @@
    validation as ``calibrate_detector.py`` does, and prints them beside the input bundle's, measured
    the same way in the same run.
 
-Seeded and deterministic (about 7 minutes on 2 CPU cores). Calibrate int8 afterwards with
+Seeded and deterministic (about 5 minutes on 2 CPU cores). Calibrate int8 afterwards with
 ``python training/calibrate_detector.py --bundle OUT --precision int8``.
 """
 

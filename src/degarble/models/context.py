@@ -204,6 +204,15 @@ class ContextScorer:
         """log P(b | a) for word numbers, Dirichlet-smoothed towards P(b)."""
         return np.log((self.counts.bigram(a, b) + self.mu * p_b) / (count_a + self.mu))
 
+    def _summed_logprob(self, pairs: list[tuple[int, str, str]], n: int) -> np.ndarray:
+        """For ``(k, a, b)`` word pairs: the sum of log P(b | a) over each group ``k`` < ``n``."""
+        if not pairs:
+            return np.zeros(n)
+        c = self.counts
+        a, b = c.ids(x[1] for x in pairs), c.ids(x[2] for x in pairs)
+        lp = self._lp(a, b, c.unigram(a), self._p_uni(c.unigram(b)))
+        return np.bincount([x[0] for x in pairs], weights=lp, minlength=n)
+
     def _block(self, key: str) -> _Block | None:
         """``key``'s candidates as arrays (cached: a text's words repeat, and so do texts' words)."""
         if key in self._blocks:
@@ -215,13 +224,9 @@ class ContextScorer:
         block = None
         if cands:
             c = self.counts
-            # multi-word originals score their own bigrams too: all of them in one lookup
-            pairs = [(k, a, b) for k, (cs, _) in enumerate(cands) for a, b in zip(cs, cs[1:])]
-            inner = np.zeros(len(cands))
-            if pairs:
-                a, b = c.ids(x[1] for x in pairs), c.ids(x[2] for x in pairs)
-                lp = self._lp(a, b, c.unigram(a), self._p_uni(c.unigram(b)))
-                inner = np.bincount([x[0] for x in pairs], weights=lp, minlength=len(cands))
+            # multi-word originals score their own bigrams too (0 for one word)
+            inner = self._summed_logprob([(k, a, b) for k, (cs, _) in enumerate(cands) for a, b in zip(cs, cs[1:])],
+                                         len(cands))
             first = c.ids(cs[0] for cs, _ in cands)
             last = c.ids(cs[-1] for cs, _ in cands)
             block = _Block(first, self._p_uni(c.unigram(first)), last, c.unigram(last), inner,
@@ -255,10 +260,9 @@ class ContextScorer:
         gain = (self._lp(ids[p[at]], first, uni[p[at]], p_first)
                 + self._lp(last, ids[n[at]], count_last, p_uni[n[at]]) + inner - here[at])
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        best = np.maximum(np.maximum.reduceat(gain, starts), -_CLIP)
-        best_prior = np.maximum(np.maximum.reduceat(gain + log_prior, starts), -_CLIP)
-        out[idx[rows], FEATURES.index("gain")] = np.clip(best, -_CLIP, _CLIP)
-        out[idx[rows], FEATURES.index("gain_prior")] = np.clip(best_prior, -_CLIP, _CLIP)
+        out[idx[rows], FEATURES.index("gain")] = np.clip(np.maximum.reduceat(gain, starts), -_CLIP, _CLIP)
+        out[idx[rows], FEATURES.index("gain_prior")] = np.clip(np.maximum.reduceat(gain + log_prior, starts),
+                                                               -_CLIP, _CLIP)
         out[idx[rows], FEATURES.index("has_original")] = 1.0
         return out
 
@@ -266,11 +270,8 @@ class ContextScorer:
         """log P of each option's words (compare keys) between the words ``prev`` and ``nxt``
         under the smoothed bigram model; an empty option joins ``prev`` to ``nxt``. The restorer's
         candidate ranking compares options for one slot with it."""
-        pairs = [(k, a, b) for k, o in enumerate(options) for a, b in zip([prev, *o], [*o, nxt])]
-        c = self.counts
-        a, b = c.ids(x[1] for x in pairs), c.ids(x[2] for x in pairs)
-        lp = self._lp(a, b, c.unigram(a), self._p_uni(c.unigram(b)))
-        return np.bincount([x[0] for x in pairs], weights=lp, minlength=len(options))
+        return self._summed_logprob([(k, a, b) for k, o in enumerate(options) for a, b in zip([prev, *o], [*o, nxt])],
+                                    len(options))
 
     def adjust(self, keys: list[str], probs: list[float]) -> list[float]:
         """The detector's word probabilities with the corpus evidence folded in."""
