@@ -184,13 +184,17 @@ def test_verify_strict_flags_unlisted_files(tmp_path, saved):
         verify(out, strict=True)
 
 
-def test_bundle_hash_depends_on_contents_only(tmp_path, saved, parts):
+def test_bundle_hash_depends_on_contents_and_settings_only(tmp_path, saved, parts):
     h = bundle_hash(tmp_path / "bundle")
     assert len(h) == 8 and h == saved.hash()
-    other = save_bundle(tmp_path / "copy", _manifest(name="renamed"), parts, readme="# en-test\n")
-    assert bundle_hash(other) == h  # same files, other name/folder
+    other = save_bundle(tmp_path / "copy", _manifest(name="renamed", scores={}), parts, readme="# en-test\n")
+    assert bundle_hash(other) == h  # same files and settings, other name/folder/scores
     changed = save_bundle(tmp_path / "changed", _manifest(), parts, readme="# different card\n")
     assert bundle_hash(changed) != h
+    # a setting that changes the outputs (here the restorer's) changes the identity too
+    restorer = {**_manifest()["restorer"], "min_score": 0.35}
+    tuned = save_bundle(tmp_path / "tuned", _manifest(restorer=restorer), parts, readme="# en-test\n")
+    assert bundle_hash(tuned) != h
 
 
 def _write_manifest(tmp_path, data) -> object:

@@ -126,7 +126,7 @@ def test_greedy_decoding_of_rows_with_prompts_of_different_lengths(tiny_restorer
     with torch.inference_mode():
         hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         with SharedCrossAttention(r.model, hidden) as cross:
-            alone = [r._greedy(cross, mask, [0], [decoder_prompt(r.tokenizer, j, text[a:b])])[0]
+            alone = [r._decode_rows(cross, mask, [0], [decoder_prompt(r.tokenizer, j, text[a:b])])[0]
                      for j, (a, b) in enumerate(spans)]
     assert [rep for rep, _ in together] == [rep for rep, _ in alone]
     for (_, p1), (_, p2) in zip(together, alone):
@@ -244,22 +244,26 @@ def test_cached_decoder_states_equal_the_plain_forward_pass(tiny_restorer):
     assert len(got) == 4 + 2 * 3
 
 
-def test_likelihood_is_the_teacher_forced_log_probability(tiny_restorer):
+def test_continuations_are_the_teacher_forced_log_probability(tiny_restorer):
+    """Candidates scored from the prompt's cache (rows repeated, targets of different lengths)
+    get the log probability of the model's plain forward pass over prompt and target."""
     import torch
 
     from degarble.models.restorer import pad_batch
 
     r = tiny_restorer
     text = "the minister said the meeting was possible"
-    ids, mask = pad_batch([encode_source(r.tokenizer, text, [(4, 12)])], r.tokenizer.pad_token_id, torch)
-    prompt = decoder_prompt(r.tokenizer, 0, "minister")
-    targets = [decoder_target(r.tokenizer, t) for t in ("the meeting", "said", "")]
+    spans = [(4, 12), (18, 29)]  # prompts of 3 and 4 tokens
+    ids, mask = pad_batch([encode_source(r.tokenizer, text, spans)], r.tokenizer.pad_token_id, torch)
+    prompts = [decoder_prompt(r.tokenizer, k, text[a:b]) for k, (a, b) in enumerate(spans)]
+    asked = [(1, "the general assembly"), (0, "the meeting"), (0, "said"), (1, ""), (0, "")]
     with torch.inference_mode():
         hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         with SharedCrossAttention(r.model, hidden) as cross:
-            got = r._likelihood(cross, mask, [0, 0, 0], [prompt] * 3, targets)
-    for lp, t in zip(got, ("the meeting", "said", "")):
-        assert lp == pytest.approx(_teacher_forced(r, text, [(4, 12)], t), abs=1e-4)
+            start = r._prompt(cross, mask, [0, 0], prompts)
+            got = r._continuations(start, [k for k, _ in asked], [decoder_target(r.tokenizer, t) for _, t in asked])
+    for lp, (k, t) in zip(got, asked):
+        assert lp == pytest.approx(_teacher_forced(r, text, spans, t, k), abs=1e-4)
         assert lp < 0
 
 
@@ -442,8 +446,10 @@ def test_candidate_ranking_takes_the_corpus_fit_into_account(tiny_restorer, tmp_
 
     corpus = ["the deputy foreign minister said", "a foreign minister met the foreign minister"] * 3
     counts = NgramCounts.from_sequences((sequence_keys(s.split()) for s in corpus), 1)
-    write_inverse(tmp_path / INVERSE_FILE, {})
+    # the candidates come from the context's copy of the inverted spinner tables
+    write_inverse(tmp_path / INVERSE_FILE, {"overseas": [("abroad", 0.2), ("foreign", 0.12), ("offshore", 0.1)]})
     ctx = ContextScorer(counts, read_inverse(tmp_path / INVERSE_FILE), [1.0, 0, 0, 0, 0], 0.0)
+    assert [c for c, _ in ctx.spinner_inverse().candidates("Overseas")] == ["abroad", "foreign", "offshore"]
     text = "The deputy overseas minister said."
     a = text.index("overseas")
     span = [(a, a + len("overseas"))]
@@ -468,15 +474,49 @@ def test_candidate_ranking_takes_the_corpus_fit_into_account(tiny_restorer, tmp_
         tiny_restorer.rank, tiny_restorer.context = old
 
 
-def _teacher_forced(r, text, spans, target) -> float:
-    """log P(target | the span's prompt) for the first span, by the plain forward pass."""
+def test_pruned_candidate_scoring_chooses_as_scoring_everything(tiny_restorer, monkeypatch):
+    """With "likelihood" confidence, options whose first-token bound cannot beat their span's best
+    are not scored; the chosen replacements and their probabilities equal scoring every option."""
+    from degarble.models.restorer import Restorer
+
+    items = [("the deputy overseas minister instructed state media on monday", [(11, 19), (29, 39)]),
+             ("officials said the common meeting will vote", [(0, 9), (18, 32), (38, 42)]),
+             ("he mentioned that the big firm is quite possible", [(3, 12), (22, 30), (34, 48)])]
+    real = Restorer._option_logps
+    skipped = []
+
+    def forced(self, start, greedy, options, exhaustive):
+        out = real(self, start, greedy, options, exhaustive or forced.everything)
+        skipped.append(sum(lp is None for lp in out))
+        return out
+
+    monkeypatch.setattr(Restorer, "_option_logps", forced)
+    old = tiny_restorer.rank
+    try:
+        # the random model gives every token about the same probability: a heavy prior weight
+        # spreads the options apart, so that bounds can rule some out
+        tiny_restorer.rank = {"candidates": 24, "prior_weight": 10.0, "confidence": "likelihood"}
+        forced.everything = True
+        everything = tiny_restorer.infill(items)
+        forced.everything = False
+        pruned = tiny_restorer.infill(items)
+    finally:
+        tiny_restorer.rank = old
+    assert skipped[0] == 0 and skipped[1] > 0  # the bound did skip options
+    assert [[rep for rep, _ in out] for out in pruned] == [[rep for rep, _ in out] for out in everything]
+    for out, ref in zip(pruned, everything):
+        assert [p for _, p in out] == pytest.approx([p for _, p in ref], rel=1e-5)
+
+
+def _teacher_forced(r, text, spans, target, k: int = 0) -> float:
+    """log P(target | the prompt of span ``k``), by the plain forward pass."""
     import torch
     from transformers.modeling_outputs import BaseModelOutput
 
     from degarble.models.restorer import pad_batch
 
     ids, mask = pad_batch([encode_source(r.tokenizer, text, spans)], r.tokenizer.pad_token_id, torch)
-    prompt = decoder_prompt(r.tokenizer, 0, text[spans[0][0] : spans[0][1]])
+    prompt = decoder_prompt(r.tokenizer, k, text[spans[k][0] : spans[k][1]])
     t = decoder_target(r.tokenizer, target)
     with torch.inference_mode():
         hidden = r.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state

@@ -127,7 +127,7 @@ def main(argv=None) -> int:
         det_dir = Path(tmp) / "detector"
         shutil.copytree(src.part_dir("detector"), det_dir)
         counts.save(det_dir / COUNTS_FILE)
-        write_inverse(det_dir / INVERSE_FILE, load_inverse()._inv, args.max_candidates)
+        write_inverse(det_dir / INVERSE_FILE, load_inverse().table, args.max_candidates)
 
         # the fit: the bundle's own detector (fp32, no context) and the features the package computes
         plain = Model(args.bundle, precision="fp32", context=False).detector

@@ -149,8 +149,8 @@ class Manifest:
         return [s for s in PART_SECTIONS if getattr(self, s) is not None]
 
     def hash(self) -> str:
-        """Short identity of the bundle's contents; see :func:`bundle_hash`."""
-        return _files_hash(self.files_sha256)
+        """Short identity of the bundle's contents and settings; see :func:`bundle_hash`."""
+        return _contents_hash(self.files_sha256, {s: getattr(self, s) for s in PART_SECTIONS})
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {k: getattr(self, k) for k in self._KEYS}
@@ -376,16 +376,18 @@ def verify(path: str | os.PathLike, strict: bool = False) -> Manifest:
     return manifest
 
 
-def _files_hash(files_sha256: dict[str, str]) -> str:
-    canon = json.dumps(dict(sorted(files_sha256.items())), sort_keys=True, separators=(",", ":"))
+def _contents_hash(files_sha256: dict[str, str], settings: dict) -> str:
+    canon = json.dumps({"files": files_sha256, "settings": settings}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:8]
 
 
 def bundle_hash(path_or_manifest: str | os.PathLike | Manifest) -> str:
-    """Short (8 hex) identity of a bundle: the sha256 of its ``files_sha256`` table.
+    """Short (8 hex) identity of a bundle: the sha256 of its ``files_sha256`` table and of the
+    manifest's ``detector`` and ``restorer`` sections (thresholds, ``min_score``, ``rank``, the
+    corpus-evidence weights: the settings that change what the bundle outputs).
 
-    Two bundles with the same files have the same hash whatever their folder or name; it is the
-    ``model:<name>@<hash>`` part of evaluation signatures.
+    Two bundles with the same files and settings have the same hash whatever their folder or
+    name; it is the ``model:<name>@<hash>`` part of evaluation signatures.
     """
     m = path_or_manifest if isinstance(path_or_manifest, Manifest) else read_manifest(path_or_manifest)
     return m.hash()

@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..spin.inverse import lookup_possessive
+from ..spin.inverse import Inverse, lookup_possessive
 
 FEATURES = ("gain", "gain_prior", "has_original", "log_unigram")
 COUNTS_FILE = "context.safetensors"
@@ -172,6 +172,7 @@ class ContextScorer:
         self.floor = float(floor)
         self._parsed: dict[str, list[tuple[str, float]] | None] = {}
         self._blocks: dict[str, _Block | None] = {}
+        self._spinner_inverse: Inverse | None = None
 
     @classmethod
     def from_dir(cls, folder: str | Path, settings: dict) -> ContextScorer:
@@ -186,6 +187,17 @@ class ContextScorer:
         """The originals a spinner could have turned ``key`` into, as word lists with their prior."""
         hits = lookup_possessive(self._lookup, key)
         return [(c.split(), p) for c, p in hits[: self.max_candidates] if c]
+
+    def spinner_inverse(self) -> Inverse:
+        """The inverted spinner tables this scorer reads, as the restorer's candidate source.
+
+        The same table as :func:`~degarble.spin.inverse.load_inverse` builds (written from it by
+        ``training/fit_context.py``; priors to 4 significant digits, at most ``max_candidates``
+        originals per key), parsed key by key as texts need them: no build time and little memory.
+        """
+        if self._spinner_inverse is None:
+            self._spinner_inverse = Inverse(self._lookup)
+        return self._spinner_inverse
 
     def _lookup(self, key: str) -> list[tuple[str, float]] | None:
         """``key``'s parsed candidates, None when the table has no such key."""

@@ -17,7 +17,9 @@ output sequence for all spans, with a shared separator or with numbered sentinel
 under 1 % of spans after 500 training steps, writing "the" for every span. The encoder pass is
 shared by all spans of a piece; the decoder rows are decoded greedily in one batch (prompts of
 different lengths, right-padded, which ``generate()`` cannot batch for a decoder with absolute
-positions).
+positions). With candidate ranking (``rank``, on in the shipped bundle) the greedy output competes
+with the span itself and the originals the inverted spinner tables give for it, scored by the
+model's likelihood (continuing the same prompt cache), their prior and their bigram fit.
 
 The model is a ``transformers`` :class:`~transformers.EncoderDecoderModel`: the encoder is
 all-MiniLM-L6-v2 (pretrained), the decoder a 2-layer BERT decoder warm-started from MiniLM's
@@ -33,6 +35,7 @@ decoding the output back into text.
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from dataclasses import dataclass
@@ -218,6 +221,16 @@ class _Job:
     spans: list[tuple[int, int]]  # character spans into the text (word-aligned)
 
 
+@dataclass
+class _Prompted:
+    """The decoder rows after their forced prompts: what greedy decoding and candidate scoring
+    both continue from (the prompts go through the decoder once)."""
+
+    dec: CachedDecoder  # never stepped further: greedy decoding and scoring step forks of it
+    first: object  # (rows, vocabulary) log P(first written token | prompt)
+    length: list[int]  # each row's prompt length (its next position)
+
+
 class Restorer:
     """A loaded restorer: ``Restorer.from_dir(path, ...)``, then :meth:`restore`.
 
@@ -297,10 +310,8 @@ class Restorer:
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 hidden = self.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
                 with SharedCrossAttention(self.model, hidden) as cross:
-                    outs = self._greedy(cross, mask, rows, prompts)
-                    if self.rank:
-                        around = [x for e in batch for x in near[e[0]][e[1] : e[1] + len(e[3])]]
-                        outs = self._rerank(cross, mask, rows, prompts, [t for e in batch for t in e[3]], outs, around)
+                    around = [x for e in batch for x in near[e[0]][e[1] : e[1] + len(e[3])]] if self.rank else None
+                    outs = self._decode_rows(cross, mask, rows, prompts, [t for e in batch for t in e[3]], around)
             pos = 0
             for e in batch:
                 parts[(e[0], e[1])] = outs[pos : pos + len(e[3])]
@@ -310,37 +321,57 @@ class Restorer:
             results[k].extend(segs)
         return results
 
-    def _greedy(self, cross: SharedCrossAttention, mask, rows: list[int], prompts: list[list[int]]
-                ) -> list[tuple[str | None, float]]:
-        """Greedy decoding of every row after its forced prompt; (replacement, probability) per row.
+    def _decode_rows(self, cross: SharedCrossAttention, mask, rows: list[int], prompts: list[list[int]],
+                     span_texts: list[str] | None = None, around=None) -> list[tuple[str | None, float]]:
+        """(replacement, probability) for every decoder row: greedy decoding, then, with ``rank``,
+        the choice among candidates (:meth:`_rerank`; needs ``span_texts`` and ``around``).
 
         ``cross`` holds the encoder states of the batch's pieces; row ``r`` reads piece ``rows[r]``.
+        """
+        import math
 
-        The prompts go through the decoder once (right-padded, the padding masked out); after that
-        each step feeds only the newest token of each row (:class:`CachedDecoder` keeps the
+        if not prompts:
+            return []
+        start = self._prompt(cross, mask, rows, prompts)
+        greedy = self._greedy(start)
+        if self.rank:
+            return self._rerank(start, span_texts, greedy, around)
+        return [(None, 0.0) if ids is None else (detokenize(self.tokenizer, ids), math.exp(lp)) for ids, lp in greedy]
+
+    def _prompt(self, cross: SharedCrossAttention, mask, rows: list[int], prompts: list[list[int]]) -> _Prompted:
+        """Every row's forced prompt through the decoder at once (right-padded, the padding masked
+        out): the cache that greedy decoding and candidate scoring both continue from."""
+        torch = self._torch
+        dec = CachedDecoder(cross, torch.tensor(rows), mask)
+        ids, pmask = pad_batch(prompts, self.tokenizer.pad_token_id, torch)
+        length = [len(p) for p in prompts]
+        states = dec.step(ids, torch.arange(ids.shape[1]).expand_as(ids), pmask.bool())
+        first = self._log_probs(states[torch.arange(len(prompts)), torch.tensor(length) - 1])
+        return _Prompted(dec, first, length)
+
+    def _greedy(self, start: _Prompted) -> list[tuple[list[int] | None, float]]:
+        """Greedy decoding of every row after its prompt: (token ids, log probability) per row.
+
+        Each step feeds only the newest token of each row (:class:`CachedDecoder` keeps the
         earlier tokens' keys and values), so a step costs one token per row instead of the whole
-        prefix. A row stops as soon as its probability falls below ``min_score``: it only falls further,
-        and below ``min_score`` no edit is made anyway.
+        prefix. A row stops as soon as its probability falls below ``min_score``: it only falls
+        further, and below ``min_score`` no edit is made anyway; such a row, and one with no end
+        within its length budget, gets ``(None, log probability so far)`` (left alone).
         """
         import math
 
         torch = self._torch
         floor = math.log(self.min_score) if self.min_score > 0 else -math.inf
         sep = self.tokenizer.sep_token_id
-        n = len(prompts)
-        budget = [min(24, 4 + 3 * (len(p) - 3)) for p in prompts]  # "year" -> "12 months" grows
+        n = len(start.length)
+        budget = [min(24, 4 + 3 * (k - 3)) for k in start.length]  # "year" -> "12 months" grows
         written: list[list[int] | None] = [[] for _ in range(n)]
         logp = [0.0] * n
-        if not n:
-            return []
-        dec = CachedDecoder(cross, torch.tensor(rows), mask)
-        ids, pmask = pad_batch(prompts, self.tokenizer.pad_token_id, torch)
-        length = [len(p) for p in prompts]
-        states = dec.step(ids, torch.arange(ids.shape[1]).expand_as(ids), pmask.bool())
-        last = states[torch.arange(n), torch.tensor(length) - 1]
+        dec = start.dec.fork()
+        length = list(start.length)
+        lp = start.first
         active = list(range(n))
         while active:
-            lp = self._log_probs(last)
             best = lp.argmax(dim=-1).tolist()
             keep, nxt = [], []  # positions in ``active`` that go on, and their next input tokens
             for r, i in enumerate(active):
@@ -363,8 +394,8 @@ class Restorer:
             for i in active:
                 length[i] += 1
             last = dec.step(torch.tensor(nxt).unsqueeze(1), pos, torch.ones(len(active), 1, dtype=torch.bool))[:, 0]
-        return [(None, 0.0) if written[i] is None else (detokenize(self.tokenizer, written[i]), math.exp(logp[i]))
-                for i in range(n)]
+            lp = self._log_probs(last)
+        return list(zip(written, logp))
 
     def _log_probs(self, states):
         """log P(next token) (float32) from decoder states: the model's LM head.
@@ -385,7 +416,7 @@ class Restorer:
         logits = torch.nn.functional.linear(x, self._head_bf16, head.bias.to(torch.bfloat16))
         return torch.log_softmax(logits.float(), dim=-1)
 
-    def _rerank(self, cross, mask, rows, prompts, span_texts, generated, around) -> list[tuple[str | None, float]]:
+    def _rerank(self, start: _Prompted, span_texts, greedy, around) -> list[tuple[str | None, float]]:
         """Choose each span's replacement among candidates, by likelihood and prior.
 
         Candidates: the originals the spinner tables map to the span's wording (with prior
@@ -397,13 +428,15 @@ class Restorer:
         default), the winner's share of the softmax over the candidates' scores; with
         ``"likelihood"``, the model's own probability of the winner, as greedy decoding reports it.
         With ``"shortlist": S`` the model scores only the span, the greedy output and the ``S``
-        other candidates with the best prior and bigram fit (the model's passes are the cost).
+        other candidates with the best prior and bigram fit. The model's likelihoods continue the
+        greedy pass's prompt cache (:meth:`_continuations`), and the greedy output's is already known.
         """
         import math
 
         from ..spin.inverse import load_inverse
 
-        inverse = load_inverse()
+        # the detector's copy of the inverted tables, read lazily, where the bundle has one
+        inverse = self.context.spinner_inverse() if self.context is not None else load_inverse()
         k_max = int(self.rank.get("candidates", 12))
         weight = float(self.rank.get("prior_weight", 0.5))
         gen_prior = float(self.rank.get("generated_prior", 0.05))
@@ -414,11 +447,11 @@ class Restorer:
             raise ValueError(f'rank "confidence": expected "share" or "likelihood", got {confidence!r}')
         shortlist = self.rank.get("shortlist")
         options: list[list[tuple[str, float]]] = []  # per span: (candidate, score before the model)
-        for span, (gen, _), (prev, nxt) in zip(span_texts, generated, around):
+        for span, (ids, _), (prev, nxt) in zip(span_texts, greedy, around):
             opts = {compare_key(span): keep_prior}
             for cand, prior in inverse.candidates(span)[:k_max]:
                 opts[cand] = max(opts.get(cand, 0.0), prior)
-            g = compare_key(gen) if gen is not None else None
+            g = compare_key(detokenize(self.tokenizer, ids)) if ids is not None else None
             if g is not None:
                 opts[g] = max(opts.get(g, 0.0), gen_prior)
             pre = [weight * math.log(max(prior, 1e-6)) for prior in opts.values()]
@@ -432,14 +465,12 @@ class Restorer:
                 rest = sorted((x for x in scored[1:] if x[0] != g), key=lambda x: -x[1])[: int(shortlist)]
                 scored = [scored[0], *(x for x in scored[1:] if x[0] == g), *rest]
             options.append(scored)
-        flat = [(i, c) for i, opts in enumerate(options) for c, _ in opts]
-        logp = self._likelihood(cross, mask, [rows[i] for i, _ in flat], [prompts[i] for i, _ in flat],
-                                [decoder_target(self.tokenizer, c) for _, c in flat])
+        logp = self._option_logps(start, greedy, options, exhaustive=confidence == "share")
         out, pos = [], 0
         for opts in options:
             model = logp[pos : pos + len(opts)]
-            scores = [lp + pre for lp, (_, pre) in zip(model, opts)]
             pos += len(opts)
+            scores = [-math.inf if lp is None else lp + pre for lp, (_, pre) in zip(model, opts)]
             best = max(range(len(opts)), key=scores.__getitem__)
             z = max(scores)
             if confidence == "share":
@@ -448,24 +479,77 @@ class Restorer:
                 out.append((opts[best][0], math.exp(model[best])))
         return out
 
-    def _likelihood(self, cross: SharedCrossAttention, mask, rows: list[int], prompts: list[list[int]],
-                    targets: list[list[int]], chunk: int = 1024) -> list[float]:
-        """log P(target | prompt, encoder states) per row, teacher-forced (one decoder pass per chunk)."""
+    def _option_logps(self, start: _Prompted, greedy, options, exhaustive: bool) -> list[float | None]:
+        """The model's log likelihood of every option of :meth:`_rerank` (flattened), or ``None``
+        for an option that cannot win, when not ``exhaustive``.
+
+        The greedy output's likelihood is already known (where its words tokenize back the same).
+        An option's likelihood is at most that of its first token, which the prompt pass gave for
+        free, so an option whose first-token probability plus its prior score is below a score
+        already reached for its span cannot win and is not scored. Best first, in rounds: each round
+        scores, for every span, its option of best bound among those that can still win (branch and
+        bound: the winner and its probability are exactly those of scoring everything).
+        """
+        import math
+
         torch = self._torch
-        out: list[float] = []
-        for c in range(0, len(rows), chunk):
-            ps, ts = prompts[c : c + chunk], targets[c : c + chunk]
-            dec_in, _ = pad_batch([(p + t)[:-1] for p, t in zip(ps, ts)], self.tokenizer.pad_token_id, torch)
-            states = cross.decode(torch.tensor(rows[c : c + chunk]), mask, dec_in)
-            # the LM head only where a target token is predicted (it is most of the decoder's cost)
-            r_idx = [r for r, t in enumerate(ts) for _ in t]
-            p_idx = [len(p) - 1 + j for p, t in zip(ps, ts) for j in range(len(t))]
-            lp = self._log_probs(states[torch.tensor(r_idx), torch.tensor(p_idx)])
-            picked = lp.gather(-1, torch.tensor([x for t in ts for x in t]).unsqueeze(-1)).squeeze(-1).tolist()
-            pos = 0
-            for t in ts:
-                out.append(sum(picked[pos : pos + len(t)]))
-                pos += len(t)
+        sep = self.tokenizer.sep_token_id
+        flat = [(i, decoder_target(self.tokenizer, c), pre) for i, opts in enumerate(options) for c, pre in opts]
+        known = {(i, tuple(ids) + (sep,)): lp for i, (ids, lp) in enumerate(greedy) if ids is not None}
+        logp = [known.get((i, tuple(t))) for i, t, _ in flat]
+
+        def score(todo: list[int]) -> None:
+            for k, lp in zip(todo, self._continuations(start, [flat[k][0] for k in todo], [flat[k][1] for k in todo])):
+                logp[k] = lp
+
+        if exhaustive:
+            score([k for k, lp in enumerate(logp) if lp is None])
+            return logp
+        first = start.first[torch.tensor([i for i, _, _ in flat]), torch.tensor([t[0] for _, t, _ in flat])]
+        bound = [lp + pre for lp, (_, _, pre) in zip(first.tolist(), flat)]
+        reached: dict[int, float] = {}  # per span: the best score of an option scored so far
+        while True:
+            for k, (i, _, pre) in enumerate(flat):
+                if logp[k] is not None:
+                    reached[i] = max(reached.get(i, -math.inf), logp[k] + pre)
+            todo: dict[int, int] = {}  # per span: its unscored option of best bound that can still win
+            for k, (i, _, _) in enumerate(flat):
+                if logp[k] is None and bound[k] >= reached.get(i, -math.inf) and (i not in todo or bound[k] > bound[todo[i]]):
+                    todo[i] = k
+            if not todo:
+                return logp
+            score(list(todo.values()))
+
+    def _continuations(self, start: _Prompted, rows: list[int], targets: list[list[int]],
+                       chunk: int = 1024) -> list[float]:
+        """log P(``targets[i]`` | the prompt of row ``rows[i]``), teacher-forced from ``start``.
+
+        The first token's probability is read from ``start.first``; the rest come from cached
+        decoder steps that feed each target but its last token after its prompt's cache (targets
+        grouped by length): the prompt is not decoded again.
+        """
+        torch = self._torch
+        if not rows:
+            return []
+        out = start.first[torch.tensor(rows), torch.tensor([t[0] for t in targets])].tolist()
+        # one cached step per target length (no padding: a long candidate does not widen the rest)
+        by_length: dict[int, list[int]] = {}
+        for k, t in enumerate(targets):
+            if len(t) > 1:
+                by_length.setdefault(len(t) - 1, []).append(k)
+        for steps, group in sorted(by_length.items()):
+            for c in range(0, len(group), chunk):
+                part = group[c : c + chunk]
+                dec = start.dec.fork(torch.tensor([rows[k] for k in part]))
+                ids = torch.tensor([targets[k][:-1] for k in part])
+                pos = torch.tensor([start.length[rows[k]] for k in part]).unsqueeze(1) + torch.arange(steps)
+                states = dec.step(ids, pos, torch.ones_like(ids, dtype=torch.bool))
+                # the LM head (most of the decoder's cost) on the states that predict a target token
+                lp = self._log_probs(states.reshape(len(part) * steps, -1))
+                nxt = torch.tensor([targets[k][1:] for k in part]).reshape(-1, 1)
+                picked = lp.gather(-1, nxt).view(len(part), steps).sum(-1).tolist()
+                for k, x in zip(part, picked):
+                    out[k] += x
         return out
 
     def _encode_within_limit(self, k, text, spans, first=0):
@@ -684,6 +768,18 @@ class CachedDecoder:
         self.rows = self.rows[keep]
         self.self_kv = [(k[keep], v[keep]) for k, v in self.self_kv]
         self.valid = self.valid[keep]
+
+    def fork(self, keep=None) -> CachedDecoder:
+        """A copy to step on independently, of all rows or of rows ``keep`` (repeats allowed).
+
+        Stepping never changes a cached tensor in place (it concatenates), so the copy shares
+        the tensors until it selects or steps.
+        """
+        other = copy.copy(self)
+        other.self_kv = list(self.self_kv)
+        if keep is not None:
+            other.select(keep)
+        return other
 
     def _cross(self, k: int, q):
         """Cross-attention of queries ``q`` (R, heads, T, d) of layer ``k``, grouped by piece.

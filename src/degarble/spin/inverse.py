@@ -14,6 +14,7 @@ phrases, the content-farm favourites, contractions both ways, number words writt
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 from ..text import compare_key
@@ -34,11 +35,26 @@ def lookup_possessive(get, key: str) -> list[tuple[str, float]]:
 
 
 class Inverse:
-    """``Inverse(thesaurus).candidates("overseas")`` -> ``[("foreign", 0.12), ("abroad", 0.2), ...]``."""
+    """``Inverse(table).candidates("overseas")`` -> ``[("foreign", 0.12), ("abroad", 0.2), ...]``.
 
-    def __init__(self, thesaurus: Thesaurus, top_k: int = 30, per_word: int = 6, max_candidates: int = 24):
+    ``table`` looks up a spun key (a compare key): its originals with their prior, best first, or
+    ``None`` for a key it does not have. :func:`load_inverse` builds it from the bundled tables
+    (:meth:`from_thesaurus`); a detector bundle's corpus evidence carries the same table in a file
+    that is read lazily (:meth:`degarble.models.context.ContextScorer.spinner_inverse`).
+    """
+
+    def __init__(self, table: Callable[[str], list[tuple[str, float]] | None], per_word: int = 6,
+                 max_candidates: int = 24):
+        self._get = table
+        self.table: dict[str, list[tuple[str, float]]] | None = None  # set by from_thesaurus
         self.per_word = per_word
         self.max_candidates = max_candidates
+        # an inserted filler's original is nothing (the empty candidate: delete it)
+        self._fillers = {f for f, _ in rules.FILLERS}
+
+    @classmethod
+    def from_thesaurus(cls, thesaurus: Thesaurus, top_k: int = 30, **settings) -> Inverse:
+        """Invert ``thesaurus`` and the rule tables; the table is kept as ``.table`` (a dict)."""
         inv: dict[str, dict[str, float]] = {}
 
         def add(original: str, entries: list[tuple[str, float]]) -> None:
@@ -59,13 +75,14 @@ class Inverse:
         for word, digits in rules.NUMBER_WORDS.items():
             add(word, [(digits, 1.0)])
         add("percent", [("%", 1.0)])
-        # an inserted filler's original is nothing (the empty candidate: delete it)
-        self._fillers = {f for f, _ in rules.FILLERS}
-        self._inv = {k: sorted(d.items(), key=lambda x: -x[1]) for k, d in inv.items()}
+        table = {k: sorted(d.items(), key=lambda x: -x[1]) for k, d in inv.items()}
+        out = cls(table.get, **settings)
+        out.table = table
+        return out
 
     def lookup(self, key: str) -> list[tuple[str, float]]:
         """Originals (lowercased) whose spinner entries contain ``key``, with their prior, best first."""
-        return lookup_possessive(self._inv.get, compare_key(key))
+        return lookup_possessive(self._get, compare_key(key))
 
     def candidates(self, span: str) -> list[tuple[str, float]]:
         """Candidate originals of a flagged span (a word or a run of words), with their priors.
@@ -96,5 +113,6 @@ class Inverse:
 
 @cache
 def load_inverse() -> Inverse:
-    """The inverse of the bundled thesaurus and rule tables (built once, about two seconds)."""
-    return Inverse(load_thesaurus())
+    """The inverse of the bundled thesaurus and rule tables (built once: about two seconds and a few
+    hundred MB; a model bundle's restorer reads the detector's copy instead)."""
+    return Inverse.from_thesaurus(load_thesaurus())
