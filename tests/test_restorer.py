@@ -523,3 +523,23 @@ def _teacher_forced(r, text, spans, target, k: int = 0) -> float:
         logits = r.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
                          decoder_input_ids=torch.tensor([(prompt + t)[:-1]])).logits
     return torch.log_softmax(logits.float(), -1)[0, len(prompt) - 1 + torch.arange(len(t)), torch.tensor(t)].sum().item()
+
+
+@needs_shipped
+def test_shipped_inverse_table_matches_the_spinner_tables():
+    """The restorer's candidates come from the detector's copy of the inverted spinner tables;
+    it must be the table the bundled spinner tables give now (priors to 4 digits, at most 60),
+    or the bundle is stale and ``training/fit_context.py`` must be rerun."""
+    import random
+
+    from degarble.models.context import INVERSE_FILE, read_inverse
+    from degarble.spin.inverse import load_inverse
+
+    det = read_manifest(DEFAULT_BUNDLE_DIR).part_dir("detector")
+    shipped = read_inverse(det / INVERSE_FILE)
+    table = load_inverse().table
+    assert set(shipped) == {k for k, v in table.items() if any(c for c, _ in v) and "\t" not in k}
+    for key in random.Random(0).sample(sorted(shipped), 2000):
+        parts = shipped[key].split("\t")
+        got = [(parts[i], float(parts[i + 1])) for i in range(0, len(parts) - 1, 2)]
+        assert got == [(c, float(f"{p:.4g}")) for c, p in table[key] if c][:60], key
