@@ -532,14 +532,13 @@ def test_shipped_inverse_table_matches_the_spinner_tables():
     or the bundle is stale and ``training/fit_context.py`` must be rerun."""
     import random
 
-    from degarble.models.context import INVERSE_FILE, read_inverse
+    from degarble.models.context import ContextScorer
     from degarble.spin.inverse import load_inverse
 
-    det = read_manifest(DEFAULT_BUNDLE_DIR).part_dir("detector")
-    shipped = read_inverse(det / INVERSE_FILE)
+    m = read_manifest(DEFAULT_BUNDLE_DIR)
+    ctx = ContextScorer.from_dir(m.part_dir("detector"), m.detector["context"])
     table = load_inverse().table
-    assert set(shipped) == {k for k, v in table.items() if any(c for c, _ in v) and "\t" not in k}
-    for key in random.Random(0).sample(sorted(shipped), 2000):
-        parts = shipped[key].split("\t")
-        got = [(parts[i], float(parts[i + 1])) for i in range(0, len(parts) - 1, 2)]
-        assert got == [(c, float(f"{p:.4g}")) for c, p in table[key] if c][:60], key
+    assert set(ctx.inverse) == {k for k, v in table.items() if any(c for c, _ in v) and "\t" not in k}
+    shipped = ctx.spinner_inverse()  # what the restorer reads its candidates from
+    for key in random.Random(0).sample(sorted(ctx.inverse), 2000):
+        assert shipped.lookup(key) == [(c, float(f"{p:.4g}")) for c, p in table[key] if c][:60], key
