@@ -135,3 +135,36 @@ def tiny_full_bundle(tmp_path_factory, sample_paragraphs) -> Path:
          "spin_signature": "spin:synonym-swap.v1|test"},
         {"detector": det, "restorer": res},
     ).root
+
+
+@pytest.fixture(scope="session")
+def tiny_ranked_bundle(tmp_path_factory, tiny_full_bundle) -> Path:
+    """``tiny_full_bundle``'s weights with candidate ranking (``rank``) at ``min_score`` 0.9, and
+    ``greedy_min_score`` 0.3 for ``restore(greedy=True)``."""
+    from degarble.bundle import read_manifest, save_bundle
+
+    m = read_manifest(tiny_full_bundle)
+    detector = {k: v for k, v in m.detector.items() if k != "dir"}
+    restorer = {k: v for k, v in m.restorer.items() if k != "dir"}
+    restorer.update(min_score=0.9, rank={"candidates": 4}, greedy_min_score=0.3)
+    return save_bundle(
+        tmp_path_factory.mktemp("tiny-ranked") / "bundle",
+        {"name": "tiny-ranked", "detector": detector, "restorer": restorer},
+        {"detector": m.part_dir("detector"), "restorer": m.part_dir("restorer")},
+    ).root
+
+
+@pytest.fixture
+def tagged_infill(monkeypatch) -> list:
+    """Replace the restorer's model step: every span gets "greedy" (a restorer without ``rank``) or
+    "ranked", with probability 0.5; returns the ``(rank, min_score)`` of each restorer called."""
+    from degarble.models.restorer import Restorer
+
+    calls: list = []
+
+    def infill(self, items, batch_size=32):
+        calls.append((self.rank, self.min_score))
+        return [[("ranked" if self.rank else "greedy", 0.5)] * len(spans) for _, spans in items]
+
+    monkeypatch.setattr(Restorer, "infill", infill)
+    return calls

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import degarble
+import degarble.batch
 from degarble.batch import BatchError, run_batch
 from degarble.cli import main
 
@@ -305,6 +306,48 @@ def test_precision_reaches_the_workers_and_is_part_of_the_job(tmp_path, tiny_bun
     assert json.loads((tmp_path / "out.jsonl.parts" / "manifest.json").read_text())["precision"] == "fp32"
     with pytest.raises(BatchError, match="different job.*precision"):  # resuming in another precision
         run(inp, out, tiny_bundle, precision="bf16")
+
+
+# the manifest keys of a job state written before --greedy existed
+_PRE_GREEDY_KEYS = {"state_version", "input", "input_format", "text_field", "task", "model", "precision",
+                    "threshold", "chunk_size", "max_chars"}
+
+
+def test_greedy_reaches_the_workers_and_is_part_of_the_job(tmp_path, tiny_ranked_bundle, tagged_infill):
+    texts = ["The deputy overseas minister said so.", "Officials mentioned the meeting."]
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts)])
+    out = tmp_path / "out.jsonl"
+    state = tmp_path / "out.jsonl.parts" / "manifest.json"
+    run(inp, out, tiny_ranked_bundle, task="restore", greedy=True, keep_parts=True)
+    assert json.loads(state.read_text())["greedy"] is True
+    ref = degarble.load(tiny_ranked_bundle).restore(texts, greedy=True)
+    assert [r["restored"] for r in read_jsonl(out)] == [r.text for r in ref]
+    assert all(r["edits"] for r in read_jsonl(out)) and tagged_infill[0] == (None, 0.3)
+    hf = degarble.batch.hf_map("restore", model=tiny_ranked_bundle, greedy=True)({"text": texts})
+    assert hf["restored"] == [r.text for r in ref]
+    with pytest.raises(BatchError, match="different job.*differs in greedy"):  # resuming without --greedy
+        run(inp, out, tiny_ranked_bundle, task="restore")
+
+    # greedy off: no "greedy" key, so a state written before the option existed still resumes
+    s = run(inp, out, tiny_ranked_bundle, task="restore", restart=True, keep_parts=True)
+    assert set(json.loads(state.read_text())) == _PRE_GREEDY_KEYS
+    assert all(r["edits"] == [] for r in read_jsonl(out))  # ranked: 0.5 is under min_score 0.9
+    resumed = run(inp, out, tiny_ranked_bundle, task="restore", keep_parts=True)
+    assert resumed.resumed_chunks == resumed.chunks == s.chunks
+    with pytest.raises(BatchError, match="different job.*differs in greedy"):
+        run(inp, out, tiny_ranked_bundle, task="restore", greedy=True)
+
+
+def test_greedy_goes_with_restore_only(tmp_path, tiny_bundle, capsys):
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"text": "hello there"}])
+    out = tmp_path / "out.jsonl"
+    assert main(["batch", str(inp), "-o", str(out), "--model", str(tiny_bundle), "--greedy"]) == 2
+    assert "--greedy applies to --task restore only" in capsys.readouterr().err
+    with pytest.raises(BatchError, match="--task restore only, not validate"):
+        run_batch(inp, out, task="validate", greedy=True)
+    with pytest.raises(ValueError, match="restore only"):
+        degarble.batch.hf_map("detect", greedy=True)
+    assert not out.exists() and not (tmp_path / "out.jsonl.parts").exists()
 
 
 def test_rerun_after_completion_rewrites_the_same_output(tmp_path, tiny_bundle, sentences):

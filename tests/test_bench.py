@@ -125,6 +125,43 @@ def test_bench_end_to_end_in_process(tiny_bundle, tmp_path, monkeypatch):
     assert asked == ["int8"] and r["degarble"]["precision"] == "int8" and "|precision:int8|" in r["signature"]
 
 
+def test_bench_greedy_reaches_restore_and_is_recorded(tmp_path, monkeypatch):
+    corpus = tmp_path / "paras.jsonl"
+    corpus.write_text("".join(json.dumps({"text": f"the cat sat on mat number {i} today."}) + "\n" for i in range(30)))
+    monkeypatch.setitem(sys.modules, "degarble.spin", None)  # no spinner: clean articles only
+    calls = []
+
+    class GreedyFake(FakeModel):
+        def restore(self, texts, greedy=False):
+            calls.append(greedy)
+            return super().restore(texts)
+
+    monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: GreedyFake(), raising=False)
+    p = argparse.ArgumentParser()
+    bench.add_bench_arguments(p)
+    out = tmp_path / "bench.json"
+    args = p.parse_args(["--corpus", str(tmp_path / "paras.jsonl"), "--articles", "2", "--words", "20", "--repeats",
+                         "1", "--in-process", "--no-pipeline", "--greedy", "--output", str(out)])
+    assert bench.run_bench_from_args(args) == 0
+    r = json.loads(out.read_text())
+    assert calls and all(calls)
+    assert r["settings"]["greedy"] is True and r["degarble"]["greedy"] is True
+    assert "|restore:greedy|" in r["signature"]
+
+    # in a fresh process, the flag goes to the degarble worker only
+    argvs = []
+
+    def fake_run(cmd, **kw):
+        argvs.append(cmd)
+        return types.SimpleNamespace(returncode=0, stdout=json.dumps({"name": "x"}), stderr="")
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    args = p.parse_args(["--greedy"])
+    bench._spawn("degarble", args, tmp_path / "a.json", print)
+    bench._spawn("pipeline", args, tmp_path / "a.json", print)
+    assert "--greedy" in argvs[0] and "--greedy" not in argvs[1]
+
+
 def test_bench_usage_errors(tmp_path, capsys):
     p = argparse.ArgumentParser()
     bench.add_bench_arguments(p)

@@ -507,6 +507,28 @@ def test_restore_not_implemented_at_run_time_exits_2(tmp_path, monkeypatch, caps
     assert not out.exists()
 
 
+def test_restore_greedy_reaches_the_model(tmp_path, tiny_ranked_bundle, tagged_infill, capsys):
+    """--greedy makes the bundle restore without ranking at its greedy_min_score (the fake model
+    step scores every replacement 0.5: under the ranked min_score, over the greedy one)."""
+    text = "The deputy overseas minister said so."
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": text}])
+    assert main(["restore", src, "--model", str(tiny_ranked_bundle)]) == 0
+    (ranked,) = read_jsonl(capsys.readouterr().out)
+    assert ranked["restored"] == text and ranked["edits"] == []
+    assert main(["restore", src, "--model", str(tiny_ranked_bundle), "--greedy"]) == 0
+    (greedy,) = read_jsonl(capsys.readouterr().out)
+    assert greedy["edits"] and {e["after"].lower() for e in greedy["edits"]} == {"greedy"}
+    assert greedy["restored"] == degarble.load(tiny_ranked_bundle).restore([text], greedy=True)[0].text
+    assert [rank for rank, _ in tagged_infill] == [{"candidates": 4}, None, None]
+
+
+def test_restore_greedy_with_a_model_that_cannot_is_a_usage_error(tmp_path, stub, capsys):
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": "The overseas minister."}])
+    out = tmp_path / "out.jsonl"
+    assert main(["restore", src, "--greedy", "-o", str(out)]) == 2  # StubModel.restore has no greedy
+    assert "--greedy" in capsys.readouterr().err and not out.exists() and stub.calls == []
+
+
 # --------------------------------------------------------------------------------------------
 # info, eval, bench
 

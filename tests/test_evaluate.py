@@ -154,6 +154,7 @@ def test_named_sets_end_to_end(workspace, capsys):
     report = json.loads((out / "r.json").read_text())
     assert [s["name"] for s in report["systems"]] == ["fake", "do-nothing", "fgws"]
     assert report["systems"][0]["precision"] == "int8"  # scores depend on it, so the report says it
+    assert [s["greedy"] for s in report["systems"]] == [False, False, False]
     assert "`fake` @deadbeef0123 (threshold 0.5, int8)" in (out / "s.md").read_text()
     names = [s["name"] for s in report["sets"]]
     assert names[0] == "bbc-test.v1/clean"  # clean sets first, so spun sets can use them
@@ -268,6 +269,39 @@ def test_detector_only_model(workspace, monkeypatch):
     r = result(report, "seed-dev.v1", "fake-det")
     assert "restoration" not in r and r["detection"]["recall"] == 1.0
     assert report["systems"][0]["restores"] is False
+
+
+class GreedyFake(FakeModel):
+    """Restores as FakeModel; with ``greedy=True`` (no candidate ranking, here) it restores nothing."""
+
+    def __init__(self):
+        self.greedy_calls: list[bool] = []
+
+    def restore(self, texts, greedy=False):
+        self.greedy_calls.append(greedy)
+        return [Restoration(t, []) for t in texts] if greedy else super().restore(texts)
+
+
+def test_greedy_mode_is_evaluated_and_recorded(workspace, monkeypatch):
+    model = GreedyFake()
+    monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: model)
+    out = workspace / "out"
+    assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), "--shared", str(workspace / "shared"), "--greedy",
+                "--output", str(out / "r.json"), "--summary", str(out / "s.md"), "--no-plots"]) == 0
+    report = json.loads((out / "r.json").read_text())
+    assert [(s["name"], s["greedy"]) for s in report["systems"]] == [("fake", True), ("do-nothing", False),
+                                                                      ("fgws", False)]
+    assert model.greedy_calls and all(model.greedy_calls)
+    assert result(report, "seed-dev.v1", "fake")["restoration"]["edit"]["recall"] == 0.0  # the greedy outputs
+    assert "`fake` @deadbeef0123 (threshold 0.5, int8, greedy)" in (out / "s.md").read_text()
+
+
+def test_greedy_with_a_model_that_cannot_is_an_error(workspace, capsys):
+    # FakeModel.restore takes no greedy option
+    assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), "--shared", str(workspace / "shared"),
+                "--greedy", "--no-plots", "--output", str(workspace / "r.json")]) == 2
+    assert "--greedy: this model's restore() has no greedy option" in capsys.readouterr().err
+    assert not (workspace / "r.json").exists()
 
 
 def test_unknown_set_name(workspace, capsys):

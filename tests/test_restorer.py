@@ -30,7 +30,7 @@ from degarble.models.restorer import (
     trim_common_words,
 )
 from degarble.text import words
-from degarble.types import Detection, Edit, Span
+from degarble.types import Detection, Edit, Restoration, Span
 
 SHIPPED_RESTORER = (DEFAULT_BUNDLE_DIR / "degarble.json").is_file() and read_manifest(DEFAULT_BUNDLE_DIR).has_restorer
 needs_shipped = pytest.mark.skipif(not SHIPPED_RESTORER, reason="no trained restorer shipped yet")
@@ -375,6 +375,31 @@ def test_restorer_batch_method_and_api(tiny_full_bundle):
     one = degarble.restore(TEXTS[0], model=tiny_full_bundle)
     assert one == degarble.load(tiny_full_bundle).restore([TEXTS[0]])[0]
     assert isinstance(Restorer, type)
+
+
+def test_greedy_restore_skips_ranking_at_the_greedy_min_score(tiny_ranked_bundle, tagged_infill):
+    """``restore(greedy=True)`` on a bundle with ``rank`` and ``greedy_min_score`` uses a restorer
+    without ranking at that min_score (sharing the weights); the default keeps the ranked one."""
+    model = degarble.load(tiny_ranked_bundle)
+    ranked = model.restorer
+    greedy = model._greedy()
+    assert ranked.rank == {"candidates": 4} and ranked.min_score == 0.9
+    assert greedy.rank is None and greedy.min_score == 0.3 and greedy.model is ranked.model
+    assert model._greedy() is greedy  # made once
+    text = "The deputy overseas minister said so."
+    # the fake model step gives every span a replacement with probability 0.5: under the ranked
+    # min_score (0.9) no edit is made, over the greedy one (0.3) every span is replaced
+    assert model.restore([text]) == [Restoration(text, [])]
+    out = model.restore([text], greedy=True)[0]
+    assert out.edits and {e.after.lower() for e in out.edits} == {"greedy"}
+    assert tagged_infill == [({"candidates": 4}, 0.9), (None, 0.3)]
+    assert model.restorer is ranked and ranked.rank == {"candidates": 4}  # the ranked one is untouched
+    assert degarble.restore(text, model=tiny_ranked_bundle, greedy=True) == out
+
+
+def test_greedy_is_a_no_op_without_ranking(tiny_full_bundle):
+    model = degarble.load(tiny_full_bundle)
+    assert model.restorer.rank is None and model._greedy() is model.restorer
 
 
 def test_cli_restore_on_tiny_bundle(tiny_full_bundle, tmp_path, capsys):

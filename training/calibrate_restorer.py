@@ -103,7 +103,8 @@ def add_restorer_to_bundle(bundle: Path, restorer_dir: Path, cfg: dict | None = 
                            n: int = 200, path: str = VALIDATION, rank: dict | None = None) -> dict:
     """Calibrate the restorer in ``restorer_dir`` against ``bundle``'s detector and save both in ``bundle``.
 
-    ``rank``: the restorer's candidate-ranking settings (``Restorer(rank=...)``), or ``None``.
+    ``rank``: the restorer's candidate-ranking settings (``Restorer(rank=...)``), or ``None``;
+    with ``rank``, greedy decoding is calibrated too (``greedy_min_score``, for ``greedy=True``).
     """
     from degarble.bundle import read_manifest, save_bundle
     from degarble.model import Model
@@ -115,12 +116,23 @@ def add_restorer_to_bundle(bundle: Path, restorer_dir: Path, cfg: dict | None = 
     restorer = Restorer.from_dir(restorer_dir, **settings, rank=rank, context=detector.context)
     cal = calibrate(detector, restorer, n=n, path=path)
     print(f"restorer calibration: {json.dumps(cal['chosen'])}", flush=True)
+    greedy = None
+    if rank:
+        # a ranking restorer can also be run greedily (Model.restore(greedy=True), faster): that
+        # mode gets its own min_score, calibrated the same way
+        greedy = calibrate(detector, restorer.greedy(), n=n, path=path)
+        print(f"restorer calibration, greedy: {json.dumps(greedy['chosen'])}", flush=True)
     data = m.to_dict()
-    data["restorer"] = {**settings, "min_score": cal["min_score"], "rank": rank, "kind": "span-infilling EncoderDecoderModel",
+    data["restorer"] = {**settings, "min_score": cal["min_score"], "rank": rank,
+                        **({"greedy_min_score": greedy["min_score"]} if greedy else {}),
+                        "kind": "span-infilling EncoderDecoderModel",
                         "base_model": "all-MiniLM-L6-v2 (Apache-2.0)", "dtype": "float16",
                         "decoder_layers": (cfg or {}).get("decoder_layers", 2)}
     data["restorer_train_config"] = cfg
     data["scores"] = {**data.get("scores", {}), "restorer_validation": validation, "restorer_calibration": cal}
+    data["scores"].pop("restorer_calibration_greedy", None)
+    if greedy:
+        data["scores"]["restorer_calibration_greedy"] = greedy
     card = REPO / "training" / "MODEL_CARD.md"
     readme = card.read_text() if card.is_file() else None
     with tempfile.TemporaryDirectory() as tmp:

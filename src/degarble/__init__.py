@@ -36,11 +36,15 @@ def detect(text: str, model=None) -> Detection:
     return _detect(text, model)
 
 
-def restore(text: str, model=None) -> Restoration:
-    """Restore one text's original wording: ``Restoration(text, edits)`` (offsets into the input)."""
+def restore(text: str, model=None, greedy: bool = False) -> Restoration:
+    """Restore one text's original wording: ``Restoration(text, edits)`` (offsets into the input).
+
+    ``greedy=True`` skips the bundle's candidate ranking: faster, lower edit recall
+    (:meth:`degarble.model.Model.restore`).
+    """
     from .model import restore as _restore
 
-    return _restore(text, model)
+    return _restore(text, model, greedy=greedy)
 
 
 __all__ = [

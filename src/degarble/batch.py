@@ -28,7 +28,8 @@ Killed at any moment (Ctrl-C, ``kill -9``, power loss), the same command run aga
 whose part exists and redoes the rest; every input record ends up exactly once in ``OUT`` or in
 ``ERRORS``. The state folder keeps a manifest of the input (size and a hash of its first and last
 MiB, or of a directory's listing), the task, the model bundle hash and the settings that change
-results; a rerun with anything different is refused unless ``restart=True``.
+results (``greedy`` among them, so a resumed job never mixes restore modes); a rerun with anything
+different is refused unless ``restart=True``.
 
 Bad records never stop the job: missing or non-string text, empty text, undecodable bytes, invalid
 JSON or CSV, text over ``max_chars`` characters, HTML with no main text, and a model failure on one
@@ -101,6 +102,7 @@ class WorkerSpec:
     threads: int = 1
     text_field: str = "text"
     precision: str = "auto"  # as asked (degarble.models.precision); each worker resolves "auto"
+    greedy: bool = False  # restore: skip candidate ranking (degarble.Model.restore)
 
 
 @dataclass
@@ -467,7 +469,7 @@ class ChunkRunner:
         s = self.spec
         if s.task == "detect":
             return self.model.detect(texts, batch_size=s.batch_size, threshold=s.threshold)
-        return self.model.restore(texts, batch_size=s.batch_size)
+        return self.model.restore(texts, batch_size=s.batch_size, **_greedy_kwargs(s.greedy))
 
     def _results(self, texts: list[str]) -> list[Any]:
         """One result per text: the model's, or the exception it raised for that text alone."""
@@ -525,6 +527,11 @@ class ChunkRunner:
                   "out": len(out_lines), "err": len(err_lines), "spun": spun}
         body = "".join(s + "\n" for s in [json.dumps(header), *out_lines, *err_lines])
         return body.encode("utf-8")
+
+
+def _greedy_kwargs(greedy: bool) -> dict:
+    """``{"greedy": True}`` when asked, else nothing: a model's restore without the option still runs."""
+    return {"greedy": True} if greedy else {}
 
 
 # Per-process worker state: one ChunkRunner (one model) per worker process.
@@ -924,6 +931,7 @@ def run_batch(
     precision: str | None = None,
     batch_size: int = 32,
     threshold: float | None = None,
+    greedy: bool = False,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     max_chars: int = MAX_TEXT_CHARS,
     restart: bool = False,
@@ -936,15 +944,18 @@ def run_batch(
     """Run the batch job (see the module docstring); return its :class:`Summary`.
 
     ``workers`` defaults to the number of cores. ``precision`` is as for :func:`degarble.load`
-    (each worker resolves ``auto`` on its own CPU). ``progress`` defaults to "standard error is a
-    terminal". Raises :class:`BatchError` when the job cannot start; ``KeyboardInterrupt`` stops it
-    after the parts already written are safe (rerun to go on).
+    (each worker resolves ``auto`` on its own CPU). ``greedy`` (``task="restore"`` only) skips the
+    bundle's candidate ranking, as :meth:`degarble.Model.restore` does. ``progress`` defaults to
+    "standard error is a terminal". Raises :class:`BatchError` when the job cannot start;
+    ``KeyboardInterrupt`` stops it after the parts already written are safe (rerun to go on).
     """
     t0 = time.perf_counter()
     if task not in TASKS:
         raise BatchError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if engine not in ("local", "ray"):
         raise BatchError(f"unknown engine {engine!r}; choose local or ray")
+    if greedy and task != "restore":
+        raise BatchError(f"--greedy applies to --task restore only, not {task}")
     in_path = Path(input)
     if not in_path.exists():
         raise BatchError(f"input {in_path} not found")
@@ -969,7 +980,8 @@ def run_batch(
     say = log or (lambda msg: print(msg, file=sys.stderr))
 
     rspec = ReaderSpec(str(in_path.resolve()), fmt, text_field, max_chars, chunk_size)
-    wspec = WorkerSpec(task, model_path, batch_size, threshold, max(1, cores // workers), text_field, precision)
+    wspec = WorkerSpec(task, model_path, batch_size, threshold, max(1, cores // workers), text_field, precision,
+                       greedy)
     manifest = {
         "state_version": STATE_VERSION,
         "input": input_fingerprint(in_path, fmt),
@@ -981,6 +993,8 @@ def run_batch(
         "threshold": threshold,
         "chunk_size": chunk_size,
         "max_chars": max_chars,
+        # only when on, so that the state of a job started before this setting existed still resumes
+        **({"greedy": True} if greedy else {}),
     }
     state = JobState(out_path.with_name(out_path.name + ".parts"))
     state.open(manifest, restart)
@@ -1103,7 +1117,7 @@ def _run_local(
 
 
 def hf_map(task: str = "detect", model: str | os.PathLike | None = None, text_field: str = "text",
-           batch_size: int = 32, precision: str | None = None) -> Callable[[dict], dict]:
+           batch_size: int = 32, precision: str | None = None, greedy: bool = False) -> Callable[[dict], dict]:
     """A function for ``Dataset.map(..., batched=True)`` that adds the contract fields.
 
         ds = ds.map(degarble.batch.hf_map("detect"), batched=True, batch_size=256)
@@ -1111,10 +1125,12 @@ def hf_map(task: str = "detect", model: str | os.PathLike | None = None, text_fi
     adds ``spun_score``, ``is_spun`` and ``spans`` (``restore``: ``restored`` and ``edits``).
     The model loads on first use in each process, so ``num_proc=N`` loads it once per process.
     A missing (``None``) text is treated as the empty string. ``precision`` as for
-    :func:`degarble.load`.
+    :func:`degarble.load`; ``greedy`` (restore only) as for :meth:`degarble.Model.restore`.
     """
     if task not in ("detect", "restore"):
         raise ValueError(f"task must be detect or restore, got {task!r}")
+    if greedy and task != "restore":
+        raise ValueError(f"greedy applies to restore only, not {task}")
     precision = requested_precision(precision)
 
     def fn(batch: dict) -> dict:
@@ -1122,7 +1138,10 @@ def hf_map(task: str = "detect", model: str | os.PathLike | None = None, text_fi
 
         m = degarble.load(model, precision)
         texts = [t if isinstance(t, str) else "" for t in batch[text_field]]
-        results = m.detect(texts, batch_size=batch_size) if task == "detect" else m.restore(texts, batch_size)
+        if task == "detect":
+            results = m.detect(texts, batch_size=batch_size)
+        else:
+            results = m.restore(texts, batch_size=batch_size, **_greedy_kwargs(greedy))
         dicts = [r.to_dict() for r in results]
         keys = ("spun_score", "is_spun", "spans") if task == "detect" else ("restored", "edits")
         return {k: [d[k] for d in dicts] for k in keys}

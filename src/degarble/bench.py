@@ -2,6 +2,7 @@
 
     degarble bench                                   # the default bundle, 12 articles of 600 words
     degarble bench --model DIR --articles 20 --output eval/reports/bench.json
+    degarble bench --greedy                          # restore without candidate ranking
 
 What it measures, on 600-word news articles (held-out BBC paragraphs joined, then cut at the
 600th word), each both clean and spun by :func:`degarble.spin.spin` (medium rate, seed 13):
@@ -23,6 +24,7 @@ timings.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -39,6 +41,7 @@ from typing import Any
 _T_START = time.perf_counter()  # a worker's cold start counts from here (imports included)
 
 from ._version import __version__  # noqa: E402
+from .cli import GREEDY_HELP  # noqa: E402
 from .models.precision import PRECISION_HELP, PRECISIONS  # noqa: E402
 from .text import sentences, words  # noqa: E402
 
@@ -123,18 +126,21 @@ def _time(fn: Callable[[list[str]], Any], articles: list[str], batch_size: int, 
 
 def bench_system(
     system: Any, corpora: dict[str, list[str]], batch_size: int = 8, repeats: int = 3,
-    cold: dict | None = None, log: Callable[[str], None] = lambda m: None,
+    cold: dict | None = None, log: Callable[[str], None] = lambda m: None, greedy: bool = False,
 ) -> dict:
     """Time ``system.detect`` and ``system.restore`` on each named list of articles.
 
     ``system`` is anything with ``detect(list)`` and ``restore(list)`` (a loaded bundle, or
     :func:`plain_pipeline_system`). A ``restore`` that raises :class:`NotImplementedError` (or is
-    absent) is reported as ``null``.
+    absent) is reported as ``null``. ``greedy`` times ``restore(list, greedy=True)`` (a bundle's
+    restore without candidate ranking).
     """
     out: dict[str, Any] = {"name": getattr(system, "name", "?"), "detect": {}, "restore": {}}
     if cold is not None:
         out["cold_start"] = cold
     restore = getattr(system, "restore", None)
+    if greedy and restore is not None:
+        restore = functools.partial(restore, greedy=True)
     for kind, articles in corpora.items():
         log(f"{out['name']}: detect on {len(articles)} {kind} articles")
         out["detect"][kind] = _time(system.detect, articles, batch_size, repeats)
@@ -303,10 +309,12 @@ def _set_threads(threads: int | None) -> int | None:
 
 
 def run_worker(path_kind: str, model: str | None, corpora: dict[str, list[str]], batch_size: int, repeats: int,
-               threads: int | None, t_start: float, log: Callable[[str], None], precision: str | None = None) -> dict:
+               threads: int | None, t_start: float, log: Callable[[str], None], precision: str | None = None,
+               greedy: bool = False) -> dict:
     """Load one path (``degarble`` or ``pipeline``), time its cold start, then benchmark it.
 
-    ``precision`` applies to the degarble path (:func:`degarble.load`); the pipeline runs fp32."""
+    ``precision`` applies to the degarble path (:func:`degarble.load`); the pipeline runs fp32.
+    ``greedy`` restores on the degarble path without candidate ranking (``restore(greedy=True)``)."""
     n_threads = _set_threads(threads)
     if path_kind == "degarble":
         import degarble
@@ -314,7 +322,7 @@ def run_worker(path_kind: str, model: str | None, corpora: dict[str, list[str]],
         t0 = time.perf_counter()
         system = degarble.load(model, precision)
         label = {"name": getattr(system, "name", "?"), "bundle_hash": getattr(system, "bundle_hash", ""),
-                 "precision": getattr(system, "precision", None)}
+                 "precision": getattr(system, "precision", None), "greedy": greedy}
     else:
         t0 = time.perf_counter()
         system = plain_pipeline_system(model, batch_size=batch_size)
@@ -330,7 +338,7 @@ def run_worker(path_kind: str, model: str | None, corpora: dict[str, list[str]],
         "cold_start_s": round(t_first - t_start, 3),
         "note": "from the worker's first import to the first detect result; interpreter start-up not included",
     }
-    res = bench_system(system, corpora, batch_size, repeats, cold=cold, log=log)
+    res = bench_system(system, corpora, batch_size, repeats, cold=cold, log=log, greedy=greedy)
     res.update(label)
     res["threads"] = n_threads
     return res
@@ -345,6 +353,7 @@ def _worker_main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int)
     p.add_argument("--precision")
+    p.add_argument("--greedy", action="store_true")
     a = p.parse_args(argv)
     corpora = json.loads(Path(a.articles_file).read_text(encoding="utf-8"))
 
@@ -352,7 +361,8 @@ def _worker_main(argv: list[str] | None = None) -> int:
         print(f"degarble bench [{a.worker}]: {m}", file=sys.stderr, flush=True)
 
     try:
-        res = run_worker(a.worker, a.model, corpora, a.batch_size, a.repeats, a.threads, _T_START, log, a.precision)
+        res = run_worker(a.worker, a.model, corpora, a.batch_size, a.repeats, a.threads, _T_START, log, a.precision,
+                         a.greedy)
     except Exception as e:  # one line back to the parent instead of a traceback
         print(json.dumps({"error": f"{type(e).__name__}: {e}"}))
         return 1
@@ -369,6 +379,8 @@ def _spawn(path_kind: str, args: argparse.Namespace, articles_file: Path, log) -
         cmd += ["--threads", str(args.threads)]
     if args.precision:
         cmd += ["--precision", args.precision]
+    if args.greedy and path_kind == "degarble":
+        cmd += ["--greedy"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     t = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if args.verbose else subprocess.PIPE,
@@ -399,6 +411,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="DIR", help="model bundle (default: as degarble.load finds it)")
     parser.add_argument("--precision", choices=PRECISIONS,
                         help=PRECISION_HELP + "; the degarble path only, the plain pipeline runs fp32")
+    parser.add_argument("--greedy", action="store_true", help=GREEDY_HELP + "; the degarble path only")
     parser.add_argument("--articles", type=int, default=12, help="articles per kind (spun, clean)")
     parser.add_argument("--words", type=int, default=600, help="words per article")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes; the median is reported")
@@ -470,7 +483,7 @@ def run_bench_from_args(args: argparse.Namespace) -> int:
                      "words_mean": {k: round(statistics.mean(len(words(a)) for a in v), 1) for k, v in corpora.items()},
                      "spin_signature": spin_sig},
         "settings": {"batch_size": args.batch_size, "repeats": args.repeats, "threads": args.threads,
-                     "isolated_processes": not args.in_process},
+                     "greedy": args.greedy, "isolated_processes": not args.in_process},
     }
     for dist in ("torch", "transformers"):
         try:
@@ -491,7 +504,7 @@ def run_bench_from_args(args: argparse.Namespace) -> int:
                 if args.in_process:
                     report[kind] = run_worker(kind, args.model, corpora, args.batch_size, args.repeats, args.threads,
                                               time.perf_counter(), log if args.verbose else lambda m: None,
-                                              args.precision)
+                                              args.precision, args.greedy and kind == "degarble")
                 else:
                     report[kind] = _spawn(kind, args, articles_file, log)
             except Exception as e:  # a missing bundle or a broken path: report it, keep the other
@@ -509,7 +522,8 @@ def run_bench_from_args(args: argparse.Namespace) -> int:
     if "error" not in d:
         report["signature"] = (f"degarble-bench|model:{d.get('name')}@{(d.get('bundle_hash') or '')[:8]}"
                                f"|words:{args.words}|articles:{len(clean)}|batch:{args.batch_size}"
-                               f"|threads:{d.get('threads')}|precision:{d.get('precision')}|v:{__version__}")
+                               f"|threads:{d.get('threads')}|precision:{d.get('precision')}"
+                               + ("|restore:greedy" if args.greedy else "") + f"|v:{__version__}")
     report["notes"] = notes
     text = json.dumps(report, indent=1)
     if args.output:

@@ -32,6 +32,7 @@ from .models.precision import PRECISION_HELP, PRECISIONS
 
 PROG = "degarble"
 DEFAULT_BATCH_SIZE = 32
+GREEDY_HELP = "skip candidate ranking: generate each replacement greedily (about 1.5x faster, lower recall)"
 
 # ANSI styles for the human-readable formats (used only on a terminal, or with --color always).
 _FLAG = "\x1b[30;43m"  # flagged word: black on yellow
@@ -266,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
             examples:
               degarble restore spun.jsonl -o restored.jsonl
               degarble restore story.txt --format text > story.restored.txt
-              degarble restore spun.jsonl --format diff | less -R"""
+              degarble restore spun.jsonl --format diff | less -R
+              degarble restore big.jsonl --greedy -o restored.jsonl   # faster, fewer edits"""
         ),
     )
     _add_input_args(p)
@@ -277,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="jsonl",
         help="text: just the restored text; diff: each change 'before → after', highlighted",
     )
+    p.add_argument("--greedy", action="store_true", help=GREEDY_HELP)
     _add_color_arg(p)
     p.set_defaults(func=cmd_restore)
 
@@ -325,6 +328,7 @@ def _add_batch_parser(sub: Any) -> None:
               degarble batch archive.jsonl.gz --output scores.parquet
               degarble batch pages/ --output pages.jsonl --errors pages.errors.jsonl --workers 2
               degarble batch news.csv --text-field body --output scored.jsonl
+              degarble batch archive.jsonl.gz --output fixed.jsonl --task restore --greedy
               degarble batch archive.parquet --output out.parquet --engine ray --ray-address ray://head:10001
 
             Exit status: 0 all records written, 1 some records in ERRORS, 2 the job could not run,
@@ -359,6 +363,7 @@ def _add_batch_parser(sub: Any) -> None:
     _add_model_args(p)
     p.add_argument("--threshold", type=_probability, metavar="T",
                    help="detect: decide is_spun at this spun_score instead of the bundle's threshold")
+    p.add_argument("--greedy", action="store_true", help="restore: " + GREEDY_HELP)
     p.set_defaults(func=cmd_batch)
 
 
@@ -370,7 +375,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         summary = run_batch(
             args.input, args.output, task=args.task, errors=args.errors, workers=args.workers,
             text_field=args.text_field, input_format=args.input_format, model=args.model, precision=args.precision,
-            batch_size=args.batch_size, threshold=args.threshold, chunk_size=args.chunk_size,
+            batch_size=args.batch_size, threshold=args.threshold, greedy=args.greedy, chunk_size=args.chunk_size,
             max_chars=args.max_chars, restart=args.restart, keep_parts=args.keep_parts,
             engine=args.engine, ray_address=args.ray_address, progress=False if args.no_progress else None,
         )
@@ -789,6 +794,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {}
     if _accepts(restore_fn, "batch_size"):
         kwargs["batch_size"] = args.batch_size
+    if args.greedy:
+        if not _accepts(restore_fn, "greedy"):
+            raise UsageError("--greedy: this model's restore() has no greedy option (it cannot skip candidate ranking)")
+        kwargs["greedy"] = True
 
     def restore(texts: list[str]) -> list[Any]:
         return restore_fn(texts, **kwargs)

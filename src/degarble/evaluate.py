@@ -30,6 +30,7 @@ and PNG plots (precision–recall curve with the threshold marked, score histogr
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -43,6 +44,7 @@ from typing import Any
 
 from . import score
 from ._version import __version__
+from .cli import GREEDY_HELP, _accepts
 from .edits import apply_edits
 from .models.precision import PRECISION_HELP, PRECISIONS
 from .score import Signature
@@ -443,17 +445,20 @@ def can_restore(system: Any) -> bool:
 
 
 def run_system(system: Any, s: EvalSet, batch_size: int = 32, quiet: bool = False,
-               restore: bool = True) -> _Outputs:
+               restore: bool = True, greedy: bool = False) -> _Outputs:
     """Detect (and, with ``restore``, restore) every text of ``s``.
 
-    A restorer that raises :class:`NotImplementedError` gives ``restored = None``: detection only.
+    ``greedy`` calls ``system.restore(..., greedy=True)`` (a bundle's restore without candidate
+    ranking). A restorer that raises :class:`NotImplementedError` gives ``restored = None``:
+    detection only.
     """
     t0 = time.perf_counter()
     dets = _batched(system.detect, s.texts, batch_size, f"{system.name} detect {s.name}", quiet)
     restored = None
     if restore and can_restore(system):
         try:
-            rests = _batched(system.restore, s.texts, batch_size, f"{system.name} restore {s.name}", quiet)
+            restore_fn = functools.partial(system.restore, greedy=True) if greedy else system.restore
+            rests = _batched(restore_fn, s.texts, batch_size, f"{system.name} restore {s.name}", quiet)
             restored = [r.text for r in rests]
         except NotImplementedError:
             restored = None
@@ -528,9 +533,12 @@ def score_set(s: EvalSet, out: _Outputs, threshold: float, neg: EvalSet | None, 
 
 def evaluate(
     systems: Sequence[Any], sets: Sequence[EvalSet], batch_size: int = 32, quiet: bool = False,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = print, greedy: bool = False,
 ) -> tuple[dict, dict]:
     """Run every system on every set and score it.
+
+    ``greedy`` restores with the model bundles' greedy mode (no candidate ranking; baselines are
+    unaffected); each system's entry in the report records ``"greedy"``.
 
     :return: ``(report, raw)``: the JSON-ready report, and the raw per-paragraph outputs
         (``raw[system][set] -> _Outputs``) that the plots are drawn from.
@@ -542,8 +550,9 @@ def evaluate(
     for system in systems:
         outs: dict[str, _Outputs] = {}
         restores = can_restore(system)
+        sys_greedy = greedy and getattr(system, "kind", "model") == "model"
         for s in sets:
-            outs[s.name] = run_system(system, s, batch_size, quiet, restore=restores)
+            outs[s.name] = run_system(system, s, batch_size, quiet, restore=restores, greedy=sys_greedy)
             # a restorer that turned out not to exist: detection only from now on
             restores = restores and outs[s.name].restored is not None
         raw[system.name] = outs
@@ -559,6 +568,7 @@ def evaluate(
             "bundle_hash": getattr(system, "bundle_hash", "") or "",
             "threshold": threshold,
             "precision": getattr(system, "precision", None),
+            "greedy": sys_greedy and restores,
             "restores": restores,
             "config": system.config() if getattr(system, "kind", "model") == "baseline" else {},
             "seconds": round(sum(o.seconds for o in outs.values()), 2),
@@ -652,7 +662,8 @@ def markdown_summary(report: dict) -> str:
     sacre = next((r["restoration"] for r in rest), None)
     lines.append("Systems: " + "; ".join(
         f"`{s['name']}`" + (f" @{s['bundle_hash']}" if s["bundle_hash"] else "")
-        + f" (threshold {s['threshold']:g}" + (f", {s['precision']}" if s.get("precision") else "") + ")"
+        + f" (threshold {s['threshold']:g}" + (f", {s['precision']}" if s.get("precision") else "")
+        + (", greedy" if s.get("greedy") else "") + ")"
         for s in report["systems"]) + ".")
     if sacre:
         lines.append(f"sacrebleu: `{sacre['bleu']['signature']}`, `{sacre['chrf']['signature']}`.")
@@ -817,6 +828,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "  degarble eval                                  # all named sets -> eval/reports/\n"
         "  degarble eval --sets seed-dev --limit 50\n"
         "  degarble eval --pairs pairs.jsonl --clean clean.jsonl --output report.json\n"
+        "  degarble eval --greedy --output eval/reports/greedy.json --summary greedy.md   # no candidate ranking\n"
         "\nPAIRS lines: {\"spun\": ..., \"original\": ...}; CLEAN lines: {\"text\": ...}. Bad lines are reported,\n"
         "skipped and counted. Exit status: 0 ok, 1 some input lines skipped, 2 usage error."
     )
@@ -828,6 +840,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", metavar="DIR", help="model bundle (default: as degarble.load finds it)")
     g.add_argument("--precision", choices=PRECISIONS,
                    help=PRECISION_HELP + "; the report records it")
+    g.add_argument("--greedy", action="store_true", help=GREEDY_HELP + "; the report records it")
     g.add_argument("--baselines-only", action="store_true", help="do not load a model bundle")
     g.add_argument("--batch-size", type=int, default=32, help="texts per model call")
     g = parser.add_argument_group("where")
@@ -862,6 +875,8 @@ def _load_systems(args: argparse.Namespace, log) -> tuple[list[Any], list[str]]:
                     raise SetError(f"cannot load the model bundle {args.model}: {e}") from e
                 notes.append(f"No model evaluated: no bundle could be loaded ({type(e).__name__}: {e}); baselines only.")
         if model is not None:
+            if args.greedy and can_restore(model) and not _accepts(model.restore, "greedy"):
+                raise SetError("--greedy: this model's restore() has no greedy option")
             systems.append(model)
     systems += [DoNothing(), FGWS.from_thesaurus()]
     for n in notes:
@@ -910,7 +925,8 @@ def run_eval_from_args(args: argparse.Namespace) -> int:
         return 2
 
     t0 = time.perf_counter()
-    report, raw = evaluate(systems, sets, batch_size=args.batch_size, quiet=args.quiet, log=log)
+    report, raw = evaluate(systems, sets, batch_size=args.batch_size, quiet=args.quiet, log=log,
+                           greedy=args.greedy)
     report["notes"] = sys_notes + notes
     skipped = sum(s.info.get("skipped_lines", 0) for s in sets)
     report["skipped_lines"] = skipped

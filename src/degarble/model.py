@@ -41,6 +41,7 @@ class Model:
             context=self._context(det.get("context")) if context else None,
         )
         self.restorer = None
+        self._greedy_restorer = None
         res = self.manifest.restorer
         if res is not None:
             from .models.restorer import Restorer
@@ -54,6 +55,9 @@ class Model:
                 precision=self.precision,
                 context=self.detector.context,
             )
+            # the min_score calibrated for greedy decoding, for restore(greedy=True) on a bundle
+            # that ranks candidates (its own min_score is calibrated for ranking)
+            self._greedy_min_score = res.get("greedy_min_score")
 
     def _context(self, settings: dict | None):
         """The detector's corpus evidence (``detector.context`` in the manifest), if the bundle has it."""
@@ -85,11 +89,15 @@ class Model:
             raise TypeError("Model.detect() takes a list of texts; use degarble.detect(text) for one")
         return self.detector.detect(list(texts), batch_size=batch_size, threshold=threshold)
 
-    def restore(self, texts: list[str], batch_size: int = 32, threshold: float | None = None) -> list[Restoration]:
+    def restore(self, texts: list[str], batch_size: int = 32, threshold: float | None = None,
+                greedy: bool = False) -> list[Restoration]:
         """Restore the original wording of each text (needs a bundle with a restorer).
 
         The detector flags spans first; the restorer rewrites only those, in paragraphs judged
         spun (at ``threshold``, default the bundle's), so everything else comes back byte for byte.
+        ``greedy=True`` skips the bundle's candidate ranking (if it has one) and takes each
+        span's greedy replacement at the bundle's ``greedy_min_score``: about 1.5x faster, lower
+        edit recall (README, "How restoring works").
         """
         if isinstance(texts, str):
             raise TypeError("Model.restore() takes a list of texts; use degarble.restore(text) for one")
@@ -98,8 +106,17 @@ class Model:
                 f"bundle {self.name!r} has no restorer; it can only detect (degarble detect)"
             )
         texts = list(texts)
+        restorer = self._greedy() if greedy else self.restorer
         detections = self.detector.detect(texts, batch_size=batch_size, threshold=threshold)
-        return self.restorer.restore(texts, detections, batch_size=batch_size)
+        return restorer.restore(texts, detections, batch_size=batch_size)
+
+    def _greedy(self):
+        """The restorer without candidate ranking (made on first use; it shares the weights)."""
+        if self.restorer.rank is None:
+            return self.restorer
+        if self._greedy_restorer is None:
+            self._greedy_restorer = self.restorer.greedy(self._greedy_min_score)
+        return self._greedy_restorer
 
     def __repr__(self) -> str:
         return (f"Model(name={self.name!r}, path={str(self.path)!r}, parts={self.manifest.parts()}, "
@@ -136,11 +153,12 @@ def detect(text: str, model: str | os.PathLike | None = None) -> Detection:
     return load(model).detect([text])[0]
 
 
-def restore(text: str, model: str | os.PathLike | None = None) -> Restoration:
-    """Restore one text's original wording with the default (or given) bundle."""
+def restore(text: str, model: str | os.PathLike | None = None, greedy: bool = False) -> Restoration:
+    """Restore one text's original wording with the default (or given) bundle
+    (``greedy``: see :meth:`Model.restore`)."""
     if not isinstance(text, str):
         raise TypeError(f"restore() needs a str, got {type(text).__name__}")
-    return load(model).restore([text])[0]
+    return load(model).restore([text], greedy=greedy)[0]
 
 
 __all__ = ["BundleError", "Model", "detect", "load", "restore"]

@@ -132,28 +132,46 @@ def encode_source(tokenizer, text: str, spans: list[tuple[int, int]]) -> list[in
     Returns ``[CLS] ... [SEP]``.
     """
     close, sentinels = marker_ids(tokenizer)
+    cuts = [0, *(x for span in spans for x in span), len(text)]
+    # one tokenizer call for all parts: before span 0, span 0, between spans 0 and 1, ..., after the last
+    parts = _ids_many(tokenizer, [text[a:b] for a, b in zip(cuts, cuts[1:])])
     ids = [tokenizer.cls_token_id]
-    pos = 0
-    for k, (a, b) in enumerate(spans):
-        ids += _ids(tokenizer, text[pos:a]) + [sentinels[k]] + _ids(tokenizer, text[a:b]) + [close]
-        pos = b
-    ids += _ids(tokenizer, text[pos:]) + [tokenizer.sep_token_id]
-    return ids
+    for k in range(len(spans)):
+        ids += parts[2 * k] + [sentinels[k]] + parts[2 * k + 1] + [close]
+    return ids + parts[-1] + [tokenizer.sep_token_id]
 
 
 def decoder_prompt(tokenizer, k: int, span_text: str) -> list[int]:
     """The decoder's forced start for span ``k``: ``[CLS] <sk> spun words </s>``."""
+    return _prompt_ids(tokenizer, k, _ids(tokenizer, span_text))
+
+
+def _prompt_ids(tokenizer, k: int, span_ids: list[int]) -> list[int]:
     close, sentinels = marker_ids(tokenizer)
-    return [tokenizer.cls_token_id, sentinels[k]] + _ids(tokenizer, span_text) + [close]
+    return [tokenizer.cls_token_id, sentinels[k], *span_ids, close]
 
 
 def decoder_target(tokenizer, replacement: str) -> list[int]:
     """What the decoder writes after the prompt: the replacement, then ``[SEP]`` (end)."""
-    return _ids(tokenizer, replacement) + [tokenizer.sep_token_id]
+    return decoder_targets(tokenizer, [replacement])[0]
+
+
+def decoder_targets(tokenizer, replacements: list[str]) -> list[list[int]]:
+    """:func:`decoder_target` of each replacement, in one tokenizer call."""
+    return [ids + [tokenizer.sep_token_id] for ids in _ids_many(tokenizer, replacements)]
 
 
 def _ids(tokenizer, s: str) -> list[int]:
-    return tokenizer(s, add_special_tokens=False)["input_ids"] if s.strip() else []
+    return _ids_many(tokenizer, [s])[0]
+
+
+def _ids_many(tokenizer, strings: list[str]) -> list[list[int]]:
+    """Token ids of each string (no special tokens; none for a blank one), in one tokenizer call:
+    a call costs tens of microseconds whatever its length, and the restorer makes thousands."""
+    if not strings:
+        return []
+    out = tokenizer(list(strings), add_special_tokens=False)["input_ids"]
+    return [ids if s.strip() else [] for s, ids in zip(strings, out)]
 
 
 def pad_batch(seqs: list[list[int]], pad: int, torch, width: int | None = None):
@@ -273,6 +291,16 @@ class Restorer:
         self.context = context
         marker_ids(tokenizer)  # fail early on a vocabulary without the markers
 
+    def greedy(self, min_score: float | None = None) -> Restorer:
+        """This restorer without candidate ranking (each replacement generated greedily), at
+        ``min_score`` (default: this one's). It shares the weights; greedy decoding is the
+        first stage of ranking, so it restores about 1.5x faster, at lower edit recall."""
+        other = copy.copy(self)
+        other.rank = None
+        if min_score is not None:
+            other.min_score = float(min_score)
+        return other
+
     @classmethod
     def from_dir(cls, path: str | Path, **settings) -> Restorer:
         """Load a ``save_pretrained`` folder (offline)."""
@@ -302,11 +330,9 @@ class Restorer:
         for b in range(0, len(order), batch_size):
             batch = [encoded[i] for i in order[b : b + batch_size]]
             ids, mask = pad_batch([e[2] for e in batch], self.tokenizer.pad_token_id, torch)
-            rows, prompts = [], []
-            for r, e in enumerate(batch):
-                for j, span_text in enumerate(e[3]):
-                    rows.append(r)
-                    prompts.append(decoder_prompt(self.tokenizer, j, span_text))
+            rows = [r for r, e in enumerate(batch) for _ in e[3]]
+            span_ids = iter(_ids_many(self.tokenizer, [t for e in batch for t in e[3]]))
+            prompts = [_prompt_ids(self.tokenizer, j, next(span_ids)) for e in batch for j in range(len(e[3]))]
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 hidden = self.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
                 with SharedCrossAttention(self.model, hidden) as cross:
@@ -494,7 +520,8 @@ class Restorer:
 
         torch = self._torch
         sep = self.tokenizer.sep_token_id
-        flat = [(i, decoder_target(self.tokenizer, c), pre) for i, opts in enumerate(options) for c, pre in opts]
+        targets = iter(decoder_targets(self.tokenizer, [c for opts in options for c, _ in opts]))
+        flat = [(i, next(targets), pre) for i, opts in enumerate(options) for _, pre in opts]
         known = {(i, tuple(ids) + (sep,)): lp for i, (ids, lp) in enumerate(greedy) if ids is not None}
         logp = [known.get((i, tuple(t))) for i, t, _ in flat]
 
