@@ -567,3 +567,60 @@ def test_shipped_inverse_table_matches_the_spinner_tables():
     shipped = ctx.spinner_inverse()  # what the restorer reads its candidates from
     for key in random.Random(0).sample(sorted(ctx.inverse), 2000):
         assert shipped.lookup(key) == [(c, float(f"{p:.4g}")) for c, p in table[key] if c][:60], key
+
+
+def test_rank_option_prior_and_confidence_features():
+    """The prior the ranking weighs, and the features "learned" confidence reads, by definition."""
+    from degarble.models.restorer import CONFIDENCE_FEATURES, RankOption, confidence_features, logistic
+
+    span = RankOption("common meeting", keep=True, fit=-12.0)
+    table = RankOption("general assembly", table_prior=0.2, fit=-8.0)
+    greedy = RankOption("general session", generated=True, fit=-9.5)
+    assert span.prior(0.4, 0.01) == 0.4 and table.prior(0.4, 0.01) == 0.2 and greedy.prior(0.4, 0.01) == 0.01
+    assert RankOption("x").prior(0.4, 0.01) == 1e-6  # floored, for the log
+    f = confidence_features(table, span, 7, math.log(0.5), 0.4, 0.01)
+    assert set(f) == set(CONFIDENCE_FEATURES)
+    assert f["likelihood"] == pytest.approx(0.5) and f["log_prior"] == pytest.approx(math.log(0.2))
+    assert f["fit_gain"] == 4.0 and f["generated"] == 0.0 and f["from_tables"] == 1.0
+    assert f["span_words"] == 2.0 and f["words"] == 2.0 and f["options"] == 7.0
+    assert confidence_features(greedy, span, 1, -0.1, 0.4, 0.01)["generated"] == 1.0
+    assert logistic({"bias": 0.0}, f) == 0.5
+    assert logistic({"bias": -1.0, "likelihood": 2.0}, f) == pytest.approx(0.5)  # -1 + 2 x 0.5 = 0
+    assert logistic({"bias": 1e6}, f) == pytest.approx(1.0)  # clipped, no overflow
+
+
+def test_rank_options_order_and_flags(tiny_restorer):
+    """The span itself first, then the tables' candidates, then the greedy output (one option per
+    compare key: a greedy output that is also a candidate is flagged on that option)."""
+    from degarble.models.restorer import detokenize
+
+    old = tiny_restorer.rank
+    try:
+        tiny_restorer.rank = {"candidates": 3}
+        ids = tiny_restorer.tokenizer("zebra", add_special_tokens=False)["input_ids"]
+        (opts,) = tiny_restorer.rank_options(["Overseas"], [(ids, -1.0)], [("deputy", "minister")])
+    finally:
+        tiny_restorer.rank = old
+    assert opts[0].text == "overseas" and opts[0].keep and not opts[0].generated
+    assert 1 <= sum(o.table_prior > 0 for o in opts) <= 3
+    assert opts[-1].generated and opts[-1].text == detokenize(tiny_restorer.tokenizer, ids).lower()
+    assert len({o.text for o in opts}) == len(opts)
+
+
+def test_learned_confidence_gates_edits(tiny_restorer):
+    """"learned" confidence reports the logistic model's probability (here a constant: the bias
+    alone), and needs its weights."""
+    text = "The deputy overseas minister said."
+    a = text.index("overseas")
+    span = [(a, a + len("overseas"))]
+    old = tiny_restorer.rank
+    try:
+        for bias in (3.0, -3.0):
+            tiny_restorer.rank = {"candidates": 12, "confidence": "learned", "confidence_weights": {"bias": bias}}
+            (rep, conf), = tiny_restorer.infill([(text, span)])[0]
+            assert conf == pytest.approx(1 / (1 + math.exp(-bias)))
+        tiny_restorer.rank = {"candidates": 12, "confidence": "learned"}
+        with pytest.raises(ValueError, match="confidence_weights"):
+            tiny_restorer.infill([(text, span)])
+    finally:
+        tiny_restorer.rank = old

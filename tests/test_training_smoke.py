@@ -219,3 +219,73 @@ def test_fit_context_writes_a_bundle_whose_detector_uses_the_counts(tmp_path, ti
 
 def read_ctx(bundle: Path) -> dict:
     return json.loads((bundle / "degarble.json").read_text())["detector"]["context"]
+
+
+def test_tune_ranking_replays_rankings_from_recorded_options():
+    """tune_ranking.py's table judges each recorded option by the edit it would make, replays a
+    ranking setting as Restorer._rerank chooses, and scores it (the best min_score of the grid)."""
+    sys.path.insert(0, str(TRAINING))
+    try:
+        from tune_ranking import Table, _likelihood, fit_logistic
+    finally:
+        sys.path.remove(str(TRAINING))
+    import math
+
+    import numpy as np
+
+    from degarble.models.restorer import CONFIDENCE_FEATURES, RankOption
+
+    spun, original = "The Common Meeting will vote.", "The General Assembly will vote."
+    a, b = spun.index("Common Meeting"), spun.index(" will")
+    options = [RankOption("common meeting", keep=True, fit=-9.0),
+               RankOption("general assembly", table_prior=0.5, fit=-2.0),
+               RankOption("common session", generated=True, fit=-9.0)]
+    span = {"options": options, "lp": [math.log(0.2), math.log(0.3), math.log(0.4)],
+            "a": a, "b": b, "seg": 0}
+    clean = "The vote is on Monday."
+    c = clean.index("vote")
+    keep_clean = {"options": [RankOption("vote", keep=True), RankOption("ballot", table_prior=0.9)],
+                  "lp": [math.log(0.9), math.log(0.05)], "a": c, "b": c + 4, "seg": 0}
+    items = [{"text": spun, "original": original, "spans": [span]},
+             {"text": clean, "original": None, "spans": [keep_clean]}]
+    table = Table(items)
+    assert table.n_gold == 1 and table.n_clean == 1
+    assert table.tp[0, :3].tolist() == [0, 1, 0] and table.fp[0, :3].tolist() == [0, 0, 1]
+    assert table.chg[0, :3].tolist() == [0, 1, 1] and table.chg[1, :2].tolist() == [0, 1]
+    plain = {"prior_weight": 0.0, "keep_prior": 0.1, "generated_prior": 0.05, "lm_weight": 0.0}
+    best, conf = _likelihood(table, plain, None)
+    assert best.tolist() == [2, 0]  # the model alone prefers its greedy output: a wrong edit
+    assert table.score(best, conf)["edit_f05"] == 0.0
+    best, conf = _likelihood(table, {**plain, "lm_weight": 1.0}, None)
+    assert best.tolist() == [1, 0]  # the corpus fit turns it to the original
+    s = table.score(best, conf)
+    assert s["edit_p"] == s["edit_r"] == 1.0 and s["min_score"] <= 0.3 and s["changed_share"] == 0.0
+    assert table.half(0).n_gold == 1 and table.half(1).n_gold == 0 and len(table.half(1).spans) == 1
+    feats = table.features(best, {**plain, "lm_weight": 1.0})
+    assert feats.shape == (2, len(CONFIDENCE_FEATURES))
+    x = np.array([[0.0], [1.0], [2.0], [3.0]]).repeat(len(CONFIDENCE_FEATURES), 1) + np.random.default_rng(0).normal(size=(4, len(CONFIDENCE_FEATURES)))
+    w = fit_logistic(x, np.array([0.0, 0.0, 1.0, 1.0]))
+    assert set(w) == {"bias", *CONFIDENCE_FEATURES}
+
+
+def test_restorer_recalibration_keeps_the_bundles_ranking(tmp_path, tiny_ranked_bundle):
+    """calibrate_restorer.py without --rank keeps the bundle's candidate ranking (and calibrates
+    greedy decoding beside it); --rank null turns ranking off."""
+    import shutil
+
+    from degarble.bundle import read_manifest  # not degarble.load, which caches the first load
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_ranked_bundle, bundle)
+    cmd = [sys.executable, str(TRAINING / "calibrate_restorer.py"), "--bundle", str(bundle),
+           "--validation", str(SAMPLE), "-n", "6"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = read_manifest(bundle)
+    assert m.restorer["rank"] == {"candidates": 4} and 0.0 <= m.restorer["greedy_min_score"] <= 1.0
+    assert "restorer_calibration_greedy" in m.scores
+    out = subprocess.run(cmd + ["--rank", "null"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = read_manifest(bundle)
+    assert m.restorer["rank"] is None and "greedy_min_score" not in m.restorer
+    assert "restorer_calibration_greedy" not in m.scores

@@ -151,14 +151,16 @@ def main(argv=None) -> int:
     ap.add_argument("-n", type=int, default=200, help="validation paragraphs per group")
     ap.add_argument("--validation", default=VALIDATION, help="JSONL of clean validation paragraphs (relative "
                     "to the repository or absolute)")
-    ap.add_argument("--rank", type=json.loads, default=None,
-                    help='candidate ranking settings as JSON, e.g. \'{"candidates": 24, "prior_weight": 1.0}\' '
-                         "(default: greedy generation only)")
+    ap.add_argument("--rank", default=None,
+                    help='candidate ranking settings as JSON, e.g. "$(cat runs/ranking.json)" from tune_ranking.py, '
+                         "or null for greedy generation only (default: the bundle's own)")
     args = ap.parse_args(argv)
     from degarble.bundle import read_manifest
 
     m = read_manifest(args.bundle)
     cfg = m.to_dict().get("restorer_train_config")
+    # a re-calibration keeps the bundle's candidate ranking unless told otherwise
+    rank = (m.restorer or {}).get("rank") if args.rank is None else json.loads(args.rank)
     val = (m.scores or {}).get("restorer_validation")
     src = args.restorer
     if args.run is not None:
@@ -175,7 +177,7 @@ def main(argv=None) -> int:
             src = Path(tmp) / "restorer"
             shutil.copytree(m.part_dir("restorer"), src)
         cal = add_restorer_to_bundle(args.bundle, src, cfg=cfg, validation=val, n=args.n, path=args.validation,
-                                     rank=args.rank)
+                                     rank=rank)
     print(json.dumps({k: v for k, v in cal.items() if k != "grid"}, indent=2))
     return 0
 

@@ -249,6 +249,58 @@ class _Prompted:
     length: list[int]  # each row's prompt length (its next position)
 
 
+@dataclass
+class RankOption:
+    """One option of candidate ranking for a flagged span (:meth:`Restorer.rank_options`)."""
+
+    text: str  # compare key (lower case): restore_case gives it the span's capitalisation
+    table_prior: float = 0.0  # P(span | this original) in the spinner tables; 0 when not from them
+    keep: bool = False  # the span itself: choosing it leaves the span alone
+    generated: bool = False  # the greedy replacement
+    fit: float = 0.0  # bigram log probability between the span's neighbours (0 without counts)
+
+    def prior(self, keep_prior: float, generated_prior: float) -> float:
+        """The prior the ranking weighs: the tables', at least ``keep_prior`` for the span itself
+        and ``generated_prior`` for the greedy output (floored at 1e-6, for the log)."""
+        return max(self.table_prior, keep_prior if self.keep else 0.0, generated_prior if self.generated else 0.0, 1e-6)
+
+
+# the features of "learned" confidence, in this order (weights are stored by name)
+CONFIDENCE_FEATURES = ("log_likelihood", "likelihood", "log_prior", "fit_gain", "generated", "span_words", "words",
+                       "from_tables", "options")
+
+
+def confidence_features(winner: RankOption, span: RankOption, n_options: int, log_likelihood: float,
+                        keep_prior: float, generated_prior: float) -> dict[str, float]:
+    """What "learned" confidence judges a span's winning option by: the model's log likelihood
+    of it, its prior, how much better it fits between the neighbours than the ``span`` itself,
+    whether it is the greedy output, the words of span and winner, and the span's number of
+    options. (Not the greedy output's likelihood: greedy decoding stops early below ``min_score``,
+    so it is not known where calibration, at ``min_score`` 0, knew it.)"""
+    import math
+
+    o = winner
+    return {
+        "log_likelihood": log_likelihood,
+        "likelihood": math.exp(log_likelihood),
+        "log_prior": math.log(o.prior(keep_prior, generated_prior)),
+        "fit_gain": o.fit - span.fit,
+        "generated": float(o.generated),
+        "span_words": float(len(span.text.split())),
+        "words": float(len(o.text.split())),
+        "from_tables": float(o.table_prior > 0),
+        "options": float(n_options),
+    }
+
+
+def logistic(weights: dict[str, float], features: dict[str, float]) -> float:
+    """``sigmoid(bias + sum of weight x feature)``; ``weights`` by feature name, plus ``"bias"``."""
+    import math
+
+    z = weights.get("bias", 0.0) + sum(w * features[k] for k, w in weights.items() if k != "bias")
+    return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
 class Restorer:
     """A loaded restorer: ``Restorer.from_dir(path, ...)``, then :meth:`restore`.
 
@@ -257,11 +309,13 @@ class Restorer:
     :param max_words: words per piece (pieces of whole sentences).
     :param rank: ``None`` (generate each replacement greedily) or the settings of candidate
         ranking, ``{"candidates": K, "prior_weight": L, "keep_prior": Q, "generated_prior": P,
-        "lm_weight": M, "confidence": "share" | "likelihood", "shortlist": S}``: the originals a
-        spinner could have turned the span into (:mod:`degarble.spin.inverse`, best ``K`` by
-        prior), the span itself (a false alarm; prior ``Q``) and the greedy replacement (prior
-        ``P``) are scored by the model's likelihood plus ``L`` x the log prior plus ``M`` x their
-        bigram log probability between the span's neighbours (``context``); see :meth:`_rerank`.
+        "lm_weight": M, "confidence": "share" | "likelihood" | "learned", "shortlist": S,
+        "confidence_weights": {...}}``: the originals a spinner could have turned the span into
+        (:mod:`degarble.spin.inverse`, best ``K`` by prior), the span itself (a false alarm;
+        prior ``Q``) and the greedy replacement (prior ``P``) are scored by the model's
+        likelihood plus ``L`` x the log prior plus ``M`` x their bigram log probability between
+        the span's neighbours (``context``); see :meth:`_rerank` (``training/tune_ranking.py``
+        fits these weights).
     :param context: the detector's corpus evidence (:class:`~degarble.models.context.ContextScorer`),
         whose bigram counts ``lm_weight`` uses; without it ``lm_weight`` is ignored.
     :param precision: ``fp32``, ``bf16`` or ``int8`` (:mod:`degarble.models.precision`); ``None``
@@ -442,67 +496,94 @@ class Restorer:
         logits = torch.nn.functional.linear(x, self._head_bf16, head.bias.to(torch.bfloat16))
         return torch.log_softmax(logits.float(), dim=-1)
 
-    def _rerank(self, start: _Prompted, span_texts, greedy, around) -> list[tuple[str | None, float]]:
-        """Choose each span's replacement among candidates, by likelihood and prior.
+    def rank_options(self, span_texts: list[str], greedy, around) -> list[list[RankOption]]:
+        """Each span's options for candidate ranking, with what :meth:`_rerank` weighs them by.
 
-        Candidates: the originals the spinner tables map to the span's wording (with prior
-        P(span | original)), the span itself (kept: a false alarm), and the greedy replacement.
-        Each is scored ``log P_model(candidate) + prior_weight * log prior``, plus ``lm_weight``
-        x its bigram log probability between the span's neighbours (``around``: the compare keys
-        of the words before and after it) where the restorer has corpus counts. The probability
-        reported (what ``min_score`` is compared with) is, with ``"confidence": "share"`` (the
-        default), the winner's share of the softmax over the candidates' scores; with
-        ``"likelihood"``, the model's own probability of the winner, as greedy decoding reports it.
-        With ``"shortlist": S`` the model scores only the span, the greedy output and the ``S``
-        other candidates with the best prior and bigram fit. The model's likelihoods continue the
-        greedy pass's prompt cache (:meth:`_continuations`), and the greedy output's is already known.
+        The span itself first (kept: the flag was a false alarm), then the originals the spinner
+        tables map to its wording (best ``"candidates"`` by prior P(span | original)), and the
+        greedy replacement (``greedy``: (token ids or ``None``, log probability) per span); one
+        option per distinct compare key. ``around``: the compare keys of the words just before
+        and after each span, for the bigram fit (where the restorer has corpus counts).
         """
-        import math
-
         from ..spin.inverse import load_inverse
 
         # the detector's copy of the inverted tables, read lazily, where the bundle has one
         inverse = self.context.spinner_inverse() if self.context is not None else load_inverse()
         k_max = int(self.rank.get("candidates", 12))
+        out = []
+        for span, (ids, _), (prev, nxt) in zip(span_texts, greedy, around):
+            opts = {compare_key(span): RankOption(compare_key(span), keep=True)}
+            for cand, prior in inverse.candidates(span)[:k_max]:
+                o = opts.setdefault(cand, RankOption(cand))
+                o.table_prior = max(o.table_prior, prior)
+            if ids is not None:
+                g = compare_key(detokenize(self.tokenizer, ids))
+                opts.setdefault(g, RankOption(g)).generated = True
+            if self.context is not None:
+                for o, f in zip(opts.values(), self.context.chain_logprob(prev, [c.split() for c in opts], nxt)):
+                    o.fit = float(f)
+            out.append(list(opts.values()))
+        return out
+
+    def _rerank(self, start: _Prompted, span_texts, greedy, around) -> list[tuple[str | None, float]]:
+        """Choose each span's replacement among candidates, by likelihood and prior.
+
+        The options (:meth:`rank_options`): the span itself, the spinner tables' originals for
+        it and the greedy replacement. Each is scored ``log P_model(option) + prior_weight x
+        log prior + lm_weight x fit``; the prior is the tables' P(span | option), or at least
+        ``keep_prior`` for the span itself and ``generated_prior`` for the greedy output; the fit
+        is the option's bigram log probability between the span's neighbours. The probability
+        reported (what ``min_score`` is compared with) is, with ``"confidence": "share"`` (the
+        default), the winner's share of the softmax over the options' scores; with
+        ``"likelihood"``, the model's own probability of the winner, as greedy decoding reports
+        it; with ``"learned"``, a logistic model of "this edit is right" over the winner's
+        features (:func:`confidence_features`, weights ``"confidence_weights"``, fitted by
+        ``training/tune_ranking.py``). With ``"shortlist": S`` the model scores only the span,
+        the greedy output and the ``S`` other options with the best prior and fit. The model's
+        likelihoods continue the greedy pass's prompt cache (:meth:`_continuations`), and the
+        greedy output's is already known.
+        """
+        import math
+
         weight = float(self.rank.get("prior_weight", 0.5))
         gen_prior = float(self.rank.get("generated_prior", 0.05))
         keep_prior = float(self.rank.get("keep_prior", 0.1))
         lm_weight = float(self.rank.get("lm_weight", 0.0)) if self.context is not None else 0.0
         confidence = self.rank.get("confidence", "share")
-        if confidence not in ("share", "likelihood"):
-            raise ValueError(f'rank "confidence": expected "share" or "likelihood", got {confidence!r}')
+        if confidence not in ("share", "likelihood", "learned"):
+            raise ValueError(f'rank "confidence": expected "share", "likelihood" or "learned", got {confidence!r}')
+        learned = self.rank.get("confidence_weights") if confidence == "learned" else None
+        if confidence == "learned" and not learned:
+            raise ValueError('rank "confidence": "learned" needs "confidence_weights"')
         shortlist = self.rank.get("shortlist")
-        options: list[list[tuple[str, float]]] = []  # per span: (candidate, score before the model)
-        for span, (ids, _), (prev, nxt) in zip(span_texts, greedy, around):
-            opts = {compare_key(span): keep_prior}
-            for cand, prior in inverse.candidates(span)[:k_max]:
-                opts[cand] = max(opts.get(cand, 0.0), prior)
-            g = compare_key(detokenize(self.tokenizer, ids)) if ids is not None else None
-            if g is not None:
-                opts[g] = max(opts.get(g, 0.0), gen_prior)
-            pre = [weight * math.log(max(prior, 1e-6)) for prior in opts.values()]
-            if lm_weight:
-                fit = self.context.chain_logprob(prev, [c.split() for c in opts], nxt)
-                pre = [x + lm_weight * float(f) for x, f in zip(pre, fit)]
-            scored = list(zip(opts, pre))
+        options: list[list[tuple[RankOption, float]]] = []  # per span: (option, score before the model)
+        counts = []  # per span: its number of options, before the shortlist
+        for opts in self.rank_options(span_texts, greedy, around):
+            counts.append(len(opts))
+            scored = [(o, weight * math.log(o.prior(keep_prior, gen_prior)) + lm_weight * o.fit) for o in opts]
             if shortlist is not None:
                 # the model (the costly part) scores only the span itself, the greedy output and
                 # the ``shortlist`` best of the rest by prior and corpus fit
-                rest = sorted((x for x in scored[1:] if x[0] != g), key=lambda x: -x[1])[: int(shortlist)]
-                scored = [scored[0], *(x for x in scored[1:] if x[0] == g), *rest]
+                rest = sorted((x for x in scored[1:] if not x[0].generated), key=lambda x: -x[1])[: int(shortlist)]
+                scored = [scored[0], *(x for x in scored[1:] if x[0].generated), *rest]
             options.append(scored)
-        logp = self._option_logps(start, greedy, options, exhaustive=confidence == "share")
+        logp = self._option_logps(start, greedy, [[(o.text, pre) for o, pre in s] for s in options],
+                                  exhaustive=confidence == "share")
         out, pos = [], 0
-        for opts in options:
+        for opts, n_options in zip(options, counts):
             model = logp[pos : pos + len(opts)]
             pos += len(opts)
             scores = [-math.inf if lp is None else lp + pre for lp, (_, pre) in zip(model, opts)]
             best = max(range(len(opts)), key=scores.__getitem__)
             z = max(scores)
             if confidence == "share":
-                out.append((opts[best][0], 1.0 / sum(math.exp(x - z) for x in scores)))
+                conf = 1.0 / sum(math.exp(x - z) for x in scores)
+            elif confidence == "likelihood":
+                conf = math.exp(model[best])
             else:
-                out.append((opts[best][0], math.exp(model[best])))
+                feats = confidence_features(opts[best][0], opts[0][0], n_options, model[best], keep_prior, gen_prior)
+                conf = logistic(learned, feats)
+            out.append((opts[best][0].text, conf))
         return out
 
     def _option_logps(self, start: _Prompted, greedy, options, exhaustive: bool) -> list[float | None]:
