@@ -353,3 +353,22 @@ def test_default_bundle_location_is_inside_the_package():
         bundle.DEFAULT_BUNDLE_DIR.parent.parent
         == __import__("pathlib").Path(degarble.__file__).resolve().parent
     )
+
+
+def test_loading_shows_no_progress_bar_and_keeps_the_callers_setting(tiny_full_bundle, capfd):
+    """Loading a bundle's models prints no "Loading weights" bar, and leaves transformers'
+    progress-bar setting as the caller had it."""
+    from transformers.utils import logging
+
+    from degarble.bundle import read_manifest
+    from degarble.models.detector import Detector
+    from degarble.models.restorer import Restorer
+
+    m = read_manifest(tiny_full_bundle)
+    for enabled in (True, False):
+        (logging.enable_progress_bar if enabled else logging.disable_progress_bar)()
+        Detector.from_dir(m.part_dir("detector"))
+        Restorer.from_dir(m.part_dir("restorer"))
+        assert logging.is_progress_bar_enabled() == enabled
+    logging.enable_progress_bar()
+    assert "Loading weights" not in capfd.readouterr().err

@@ -208,8 +208,11 @@ class Detector:
         import torch
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+        from . import quiet_loading
+
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        model = AutoModelForTokenClassification.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
+        with quiet_loading():
+            model = AutoModelForTokenClassification.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
         return cls(model, tok, **settings)
 
     def paragraph_score(self, word_probs: list[float]) -> float:

@@ -361,8 +361,11 @@ class Restorer:
         import torch
         from transformers import AutoTokenizer
 
+        from . import quiet_loading
+
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        model = span_infiller_class().from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
+        with quiet_loading():
+            model = span_infiller_class().from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
         return cls(model, tok, **settings)
 
     # -- the seq2seq step ---------------------------------------------------------------------
