@@ -36,12 +36,18 @@ from pathlib import Path
 import numpy as np
 
 from degarble.edits import apply_edits
-from degarble.models.restorer import CONFIDENCE_FEATURES, Restorer, confidence_features
-from degarble.score import edit_triples
+from degarble.models.restorer import (
+    CONFIDENCE_FEATURES,
+    RANK_DEFAULTS,
+    Restorer,
+    confidence_features,
+    logistic,
+)
+from degarble.score import edit_triples, prf
 from degarble.spin import PROFILES, RATES, Spinner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate_restorer import SCORE_GRID  # noqa: E402
+from calibrate_restorer import SCORE_GRID, best_min_score  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = "data/derived/train.paragraphs.jsonl"
@@ -162,20 +168,19 @@ class Table:
         return np.where(allowed, self.lp + pre, -np.inf).argmax(1)
 
     def score(self, best, conf, max_clean_changed: float = 0.03) -> dict:
-        """Edit P/R/F0.5 at the best ``min_score`` of calibration's grid (clean changed at most ``max_clean_changed``)."""
+        """Edit P/R/F0.5 at the ``min_score`` calibration would choose (its grid, at most
+        ``max_clean_changed`` of clean paragraphs changed: ``calibrate_restorer.best_min_score``)."""
         r = np.arange(len(best))
         tp, fp, chg = self.tp[r, best], self.fp[r, best], self.chg[r, best]
         rows = []
         for thr in SCORE_GRID:
             on = conf >= thr
-            t, f = tp[on & ~self.clean].sum(), fp[on & ~self.clean].sum()
-            p, rec = (t / (t + f) if t + f else 0.0), t / self.n_gold
-            f05 = 1.25 * p * rec / (0.25 * p + rec) if p + rec else 0.0
+            t, f = int(tp[on & ~self.clean].sum()), int(fp[on & ~self.clean].sum())
+            s = prf(t, f, self.n_gold - t, beta=0.5)
             changed = len(set(self.para[on & self.clean & (chg > 0)].tolist())) / max(self.n_clean, 1)
-            rows.append({"min_score": thr, "edit_p": round(float(p), 4), "edit_r": round(float(rec), 4),
-                         "edit_f05": round(float(f05), 4), "changed_share": round(changed, 4)})
-        ok = [x for x in rows if x["changed_share"] <= max_clean_changed] or rows
-        return max(ok, key=lambda x: (x["edit_f05"], -x["min_score"]))
+            rows.append({"min_score": thr, "edit_p": round(s.precision, 4), "edit_r": round(s.recall, 4),
+                         "edit_f05": round(s.f, 4), "changed_share": round(changed, 4)})
+        return best_min_score(rows, max_clean_changed)
 
     def features(self, best, settings: dict) -> np.ndarray:
         """:func:`confidence_features` of each span's winner (rows in :data:`CONFIDENCE_FEATURES` order)."""
@@ -198,7 +203,6 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> dict[str, fl
     """Logistic regression (L-BFGS on standardized features); weights on the raw features, by name."""
     import torch
 
-    torch.manual_seed(0)
     X, Y = torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
     mu, sd = X.mean(0), X.std(0).clamp_min(1e-9)
     Z = (X - mu) / sd
@@ -230,7 +234,6 @@ def main(argv=None) -> int:
 
     import degarble
 
-    random.seed(args.seed)
     model = degarble.load(args.bundle, precision="fp32")
     if model.restorer is None or model.detector.context is None:
         sys.exit("error: the bundle needs a restorer and the detector's corpus evidence")
@@ -240,8 +243,7 @@ def main(argv=None) -> int:
     def likelihood(settings):
         return _likelihood(table, settings, args.shortlist)
 
-    shipped = {k: float(model.restorer.rank.get(k, d)) for k, d in
-               (("prior_weight", 0.5), ("keep_prior", 0.1), ("generated_prior", 0.05), ("lm_weight", 0.0))}
+    shipped = {k: float(model.restorer.rank.get(k, RANK_DEFAULTS[k])) for k in GRID}
     print(f"shipped weights {shipped}: {table.score(*likelihood(shipped))}", flush=True)
     results = []
     for values in itertools.product(*GRID.values()):
@@ -249,8 +251,6 @@ def main(argv=None) -> int:
         results.append((table.score(*likelihood(settings)), settings))
     best_score, settings = max(results, key=lambda x: x[0]["edit_f05"])
     print(f"best weights {settings}: {best_score}", flush=True)
-
-    from degarble.models.restorer import logistic
 
     def learned(part: Table, weights_from: Table) -> tuple[dict, dict]:
         """Fit "learned" confidence on ``weights_from``'s edits, score it on ``part``."""

@@ -41,7 +41,7 @@ from typing import Any
 _T_START = time.perf_counter()  # a worker's cold start counts from here (imports included)
 
 from ._version import __version__  # noqa: E402
-from .cli import GREEDY_HELP  # noqa: E402
+from .model import GREEDY_HELP  # noqa: E402
 from .models.precision import PRECISION_HELP, PRECISIONS  # noqa: E402
 from .text import sentences, words  # noqa: E402
 

@@ -28,11 +28,11 @@ from typing import Any
 
 from . import __version__
 from .io import INPUT_FORMATS, MAX_TEXT_CHARS, ErrorLog, open_output, read_records, record_id
+from .model import GREEDY_HELP
 from .models.precision import PRECISION_HELP, PRECISIONS
 
 PROG = "degarble"
 DEFAULT_BATCH_SIZE = 32
-GREEDY_HELP = "skip candidate ranking: generate each replacement greedily (about 1.5x faster, lower recall)"
 
 # ANSI styles for the human-readable formats (used only on a terminal, or with --color always).
 _FLAG = "\x1b[30;43m"  # flagged word: black on yellow

@@ -44,8 +44,8 @@ from typing import Any
 
 from . import score
 from ._version import __version__
-from .cli import GREEDY_HELP, _accepts
 from .edits import apply_edits
+from .model import GREEDY_HELP
 from .models.precision import PRECISION_HELP, PRECISIONS
 from .score import Signature
 from .text import words
@@ -875,6 +875,8 @@ def _load_systems(args: argparse.Namespace, log) -> tuple[list[Any], list[str]]:
                     raise SetError(f"cannot load the model bundle {args.model}: {e}") from e
                 notes.append(f"No model evaluated: no bundle could be loaded ({type(e).__name__}: {e}); baselines only.")
         if model is not None:
+            from .cli import _accepts  # the CLI's own check, for the CLI's --greedy
+
             if args.greedy and can_restore(model) and not _accepts(model.restore, "greedy"):
                 raise SetError("--greedy: this model's restore() has no greedy option")
             systems.append(model)

@@ -265,6 +265,11 @@ class RankOption:
         return max(self.table_prior, keep_prior if self.keep else 0.0, generated_prior if self.generated else 0.0, 1e-6)
 
 
+# what a ``rank`` setting left out means (Restorer(rank=...); training/tune_ranking.py reads them too)
+RANK_DEFAULTS = {"candidates": 12, "prior_weight": 0.5, "keep_prior": 0.1, "generated_prior": 0.05,
+                 "lm_weight": 0.0, "confidence": "share", "shortlist": None}
+
+
 # the features of "learned" confidence, in this order (weights are stored by name)
 CONFIDENCE_FEATURES = ("log_likelihood", "likelihood", "log_prior", "fit_gain", "generated", "span_words", "words",
                        "from_tables", "options")
@@ -279,16 +284,15 @@ def confidence_features(winner: RankOption, span: RankOption, n_options: int, lo
     so it is not known where calibration, at ``min_score`` 0, knew it.)"""
     import math
 
-    o = winner
     return {
         "log_likelihood": log_likelihood,
         "likelihood": math.exp(log_likelihood),
-        "log_prior": math.log(o.prior(keep_prior, generated_prior)),
-        "fit_gain": o.fit - span.fit,
-        "generated": float(o.generated),
+        "log_prior": math.log(winner.prior(keep_prior, generated_prior)),
+        "fit_gain": winner.fit - span.fit,
+        "generated": float(winner.generated),
         "span_words": float(len(span.text.split())),
-        "words": float(len(o.text.split())),
-        "from_tables": float(o.table_prior > 0),
+        "words": float(len(winner.text.split())),
+        "from_tables": float(winner.table_prior > 0),
         "options": float(n_options),
     }
 
@@ -499,6 +503,10 @@ class Restorer:
         logits = torch.nn.functional.linear(x, self._head_bf16, head.bias.to(torch.bfloat16))
         return torch.log_softmax(logits.float(), dim=-1)
 
+    def _rank_setting(self, name: str):
+        """A candidate-ranking setting: the bundle's, else :data:`RANK_DEFAULTS`."""
+        return self.rank.get(name, RANK_DEFAULTS[name])
+
     def rank_options(self, span_texts: list[str], greedy, around) -> list[list[RankOption]]:
         """Each span's options for candidate ranking, with what :meth:`_rerank` weighs them by.
 
@@ -512,7 +520,7 @@ class Restorer:
 
         # the detector's copy of the inverted tables, read lazily, where the bundle has one
         inverse = self.context.spinner_inverse() if self.context is not None else load_inverse()
-        k_max = int(self.rank.get("candidates", 12))
+        k_max = int(self._rank_setting("candidates"))
         out = []
         for span, (ids, _), (prev, nxt) in zip(span_texts, greedy, around):
             opts = {compare_key(span): RankOption(compare_key(span), keep=True)}
@@ -548,17 +556,17 @@ class Restorer:
         """
         import math
 
-        weight = float(self.rank.get("prior_weight", 0.5))
-        gen_prior = float(self.rank.get("generated_prior", 0.05))
-        keep_prior = float(self.rank.get("keep_prior", 0.1))
-        lm_weight = float(self.rank.get("lm_weight", 0.0)) if self.context is not None else 0.0
-        confidence = self.rank.get("confidence", "share")
+        weight = float(self._rank_setting("prior_weight"))
+        gen_prior = float(self._rank_setting("generated_prior"))
+        keep_prior = float(self._rank_setting("keep_prior"))
+        lm_weight = float(self._rank_setting("lm_weight")) if self.context is not None else 0.0
+        confidence = self._rank_setting("confidence")
         if confidence not in ("share", "likelihood", "learned"):
             raise ValueError(f'rank "confidence": expected "share", "likelihood" or "learned", got {confidence!r}')
         learned = self.rank.get("confidence_weights") if confidence == "learned" else None
         if confidence == "learned" and not learned:
             raise ValueError('rank "confidence": "learned" needs "confidence_weights"')
-        shortlist = self.rank.get("shortlist")
+        shortlist = self._rank_setting("shortlist")
         options: list[list[tuple[RankOption, float]]] = []  # per span: (option, score before the model)
         counts = []  # per span: its number of options, before the shortlist
         for opts in self.rank_options(span_texts, greedy, around):
