@@ -38,6 +38,19 @@ def test_priors_are_probabilities_best_first_and_capped():
     assert inv.candidates("zzzqx") == []
 
 
+def test_a_limit_asks_for_more_or_fewer_than_the_default_cap():
+    """The restorer asks for its bundle's number of candidates ("candidates" in its rank
+    settings), which may exceed the table's default cap: the originals of common spun words are
+    many, and at the default 24 the true one was missing for about a third of simulated swaps."""
+    inv = load_inverse()
+    many = inv.candidates("made", limit=60)
+    assert len(many) > inv.max_candidates and len(many) <= 60
+    assert many[: inv.max_candidates] == inv.candidates("made")  # the same order, only longer
+    assert inv.candidates("made", limit=3) == many[:3]
+    pair = inv.candidates("Common Meeting", limit=60)
+    assert inv.max_candidates < len(pair) <= 60  # runs of words: the beam widens with the limit
+
+
 def test_originals_of_simulated_single_word_swaps_are_found(sample_paragraphs):
     """Every single-word swap the simulator makes can be looked up backwards (uncapped lookup)."""
     inv = load_inverse()

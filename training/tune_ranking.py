@@ -1,7 +1,7 @@
 """Tune the restorer's candidate ranking on the training split: its weights, and "learned" confidence.
 
     python training/tune_ranking.py [--bundle src/degarble/models/default] [--spun 1500 --clean 500]
-        [--candidates 30 --shortlist 3] [--out runs/ranking.json]
+        [--candidates 60 --shortlist 3] [--out runs/ranking.json]
 
 Paragraphs of the training split (never validation, BBC or the dev article) are spun at the light,
 medium and heavy rates (all profiles, seeded), and the bundle's detector and restorer run on them
@@ -19,7 +19,7 @@ replayed in milliseconds:
 
 It prints both and writes the ``rank`` settings of the better one to ``--out``; pass them to
 ``calibrate_restorer.py --rank "$(cat runs/ranking.json)"``, which chooses ``min_score`` on the
-validation split. About 8 minutes on 2 CPU cores (fp32).
+validation split. About 12 minutes on 2 CPU cores (fp32).
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ from calibrate_restorer import SCORE_GRID, best_min_score  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = "data/derived/train.paragraphs.jsonl"
-GRID = {"prior_weight": [0.5, 1.0, 1.5, 2.0, 2.5, 3.5], "keep_prior": [0.1, 0.4, 1.0],
-        "generated_prior": [0.003, 0.01, 0.05], "lm_weight": [1.0, 2.0, 3.0, 4.0, 6.0]}
+GRID = {"prior_weight": [1.0, 1.5, 2.0, 2.5, 3.5, 5.0], "keep_prior": [0.1, 0.4, 1.0],
+        "generated_prior": [0.001, 0.003, 0.01, 0.05], "lm_weight": [1.0, 2.0, 3.0, 4.0, 6.0]}
 
 
 def paragraphs(n_spun: int, n_clean: int, seed: int, path: str = TRAIN) -> list[dict]:
@@ -226,7 +226,8 @@ def main(argv=None) -> int:
     ap.add_argument("--bundle", type=Path, default=REPO / "src/degarble/models/default")
     ap.add_argument("--spun", type=int, default=1500, help="spun training paragraphs")
     ap.add_argument("--clean", type=int, default=500, help="clean training paragraphs")
-    ap.add_argument("--candidates", type=int, default=30, help="the spinner tables' candidates per span (they give at most 24)")
+    ap.add_argument("--candidates", type=int, default=60,
+                    help="the spinner tables' candidates per span (the bundle's copy holds at most 60 per word)")
     ap.add_argument("--shortlist", type=int, default=3)
     ap.add_argument("--seed", type=int, default=303)
     ap.add_argument("--out", type=Path, default=REPO / "runs/ranking.json")

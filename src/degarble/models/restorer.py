@@ -524,7 +524,7 @@ class Restorer:
         out = []
         for span, (ids, _), (prev, nxt) in zip(span_texts, greedy, around):
             opts = {compare_key(span): RankOption(compare_key(span), keep=True)}
-            for cand, prior in inverse.candidates(span)[:k_max]:
+            for cand, prior in inverse.candidates(span, limit=k_max):
                 o = opts.setdefault(cand, RankOption(cand))
                 o.table_prior = max(o.table_prior, prior)
             if ids is not None:

@@ -84,13 +84,15 @@ class Inverse:
         """Originals (lowercased) whose spinner entries contain ``key``, with their prior, best first."""
         return lookup_possessive(self._get, compare_key(key))
 
-    def candidates(self, span: str) -> list[tuple[str, float]]:
+    def candidates(self, span: str, limit: int | None = None) -> list[tuple[str, float]]:
         """Candidate originals of a flagged span (a word or a run of words), with their priors.
 
         The whole span is looked up first ("12 months" -> "year"); a run of words is also read as
         words swapped one by one ("Common Meeting" -> "general assembly"): the product of each
-        word's candidates (itself included), best priors first. At most ``max_candidates``.
+        word's candidates (itself included), best priors first. At most ``limit`` (default
+        ``max_candidates``).
         """
+        limit = self.max_candidates if limit is None else int(limit)
         out: dict[str, float] = dict(self.lookup(span))
         parts = span.split()
         if len(parts) > 1:
@@ -99,13 +101,13 @@ class Inverse:
             for w in parts:
                 opts = [(compare_key(w), 1.0)] + self.lookup(w)[: self.per_word]
                 beam = sorted(((b + [o], p * q) for b, p in beam for o, q in opts), key=lambda x: -x[1])
-                beam = beam[: self.max_candidates + 1]
+                beam = beam[: limit + 1]
             whole = compare_key(" ".join(parts))
             for combo, p in beam:
                 text = " ".join(o for o in combo if o)
                 if text != whole:
                     out[text] = max(out.get(text, 0.0), p)
-        ranked = sorted(out.items(), key=lambda x: -x[1])[: self.max_candidates]
+        ranked = sorted(out.items(), key=lambda x: -x[1])[:limit]
         if compare_key(span) in self._fillers:
             ranked.append(("", 0.05))  # fillers are inserted at a low rate (Profile.fillers)
         return ranked
