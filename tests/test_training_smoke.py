@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import make_tiny_detector_dir
 
 import degarble
@@ -266,6 +267,29 @@ def test_tune_ranking_replays_rankings_from_recorded_options():
     x = np.array([[0.0], [1.0], [2.0], [3.0]]).repeat(len(CONFIDENCE_FEATURES), 1) + np.random.default_rng(0).normal(size=(4, len(CONFIDENCE_FEATURES)))
     w = fit_logistic(x, np.array([0.0, 0.0, 1.0, 1.0]))
     assert set(w) == {"bias", *CONFIDENCE_FEATURES}
+
+
+def test_tune_ranking_keeps_and_checks_its_recording(tmp_path):
+    """A recording saved with --recording reads back equal (options included), and one made
+    with other settings is refused with the difference named, not replayed."""
+    sys.path.insert(0, str(TRAINING))
+    try:
+        from tune_ranking import load_recording, save_recording
+    finally:
+        sys.path.remove(str(TRAINING))
+    from degarble.models.restorer import RankOption
+
+    items = [{"text": "The Common Meeting will vote.", "original": "The General Assembly will vote.",
+              "spans": [{"options": [RankOption("common meeting", keep=True, fit=-9.0),
+                                     RankOption("general assembly", table_prior=0.5, fit=-2.0)],
+                         "lp": [-1.5, -0.25], "a": 4, "b": 18, "seg": 0}]},
+             {"text": "The vote is on Monday.", "original": None, "spans": []}]
+    meta = {"models": "abcd1234", "spun": 1, "clean": 1, "seed": 303, "candidates": 60}
+    path = tmp_path / "rec.jsonl.gz"
+    save_recording(items, path, meta)
+    assert load_recording(path, meta) == items
+    with pytest.raises(ValueError, match="seed.*303, 7"):
+        load_recording(path, {**meta, "seed": 7})
 
 
 def test_restorer_recalibration_keeps_the_bundles_ranking(tmp_path, tiny_ranked_bundle):

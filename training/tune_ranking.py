@@ -1,7 +1,7 @@
 """Tune the restorer's candidate ranking on the training split: its weights, and "learned" confidence.
 
     python training/tune_ranking.py [--bundle src/degarble/models/default] [--spun 1500 --clean 500]
-        [--candidates 60 --shortlist 3] [--out runs/ranking.json]
+        [--candidates 60 --shortlist 3] [--out runs/ranking.json] [--recording runs/ranking-recording.jsonl.gz]
 
 Paragraphs of the training split (never validation, BBC or the dev article) are spun at the light,
 medium and heavy rates (all profiles, seeded), and the bundle's detector and restorer run on them
@@ -19,13 +19,17 @@ replayed in milliseconds:
 
 It prints both and writes the ``rank`` settings of the better one to ``--out``; pass them to
 ``calibrate_restorer.py --rank "$(cat runs/ranking.json)"``, which chooses ``min_score`` on the
-validation split. About 12 minutes on 2 CPU cores (fp32).
+validation split. About 12 minutes on 2 CPU cores (fp32), nearly all of it the recording: with
+``--recording FILE`` it is kept (about 20 MB) and later runs with the same models and settings
+replay it in a few minutes (to try a grid or a shortlist; the file says what it was made from).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import gzip
 import itertools
 import json
 import random
@@ -39,6 +43,7 @@ from degarble.edits import apply_edits
 from degarble.models.restorer import (
     CONFIDENCE_FEATURES,
     RANK_DEFAULTS,
+    RankOption,
     Restorer,
     confidence_features,
     logistic,
@@ -107,6 +112,46 @@ def record(model, items: list[dict], candidates: int, batch: int = 64) -> list[d
             for (a, c), (rep, _) in zip(job.spans, reps):
                 chunk[job.text_index]["spans"].append({**rec.records[int(rep[1:])], "a": a, "b": c, "seg": job.seg[0]})
         print(f"  {b + len(chunk)}/{len(items)} paragraphs, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    return items
+
+
+def recorded_from(model) -> str:
+    """What a recording depends on (8 hex digits): the bundle's weight files, its detector settings
+    and the restorer's segmenting, not the ranking settings and thresholds it is made to tune
+    (every option is scored, at min_score 0) nor the model card."""
+    import hashlib
+
+    m = model.manifest
+    files = {k: v for k, v in m.files_sha256.items() if not k.lower().endswith(".md")}
+    restorer = {k: v for k, v in (m.restorer or {}).items() if k not in ("rank", "min_score", "greedy_min_score")}
+    canon = json.dumps({"files": files, "detector": m.detector, "restorer": restorer}, sort_keys=True)
+    return hashlib.sha256(canon.encode()).hexdigest()[:8]
+
+
+def save_recording(items: list[dict], path: Path, meta: dict) -> None:
+    """Write a recording (:func:`record`'s items) as gzipped JSON lines, ``meta`` first: what it
+    was recorded from, which :func:`load_recording` checks before it is replayed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(json.dumps({"meta": meta}) + "\n")
+        for x in items:
+            spans = [{**s, "options": [dataclasses.asdict(o) for o in s["options"]]} for s in x["spans"]]
+            f.write(json.dumps({**x, "spans": spans}) + "\n")
+
+
+def load_recording(path: Path, meta: dict) -> list[dict]:
+    """Read a recording written by :func:`save_recording`; raise ``ValueError`` naming the
+    difference when it was made with other settings than ``meta`` (another bundle, seed, ...)."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        first = json.loads(f.readline()).get("meta", {})
+        differ = {k: (first.get(k), v) for k, v in meta.items() if first.get(k) != v}
+        if differ:
+            raise ValueError(f"{path}: recorded with other settings (recorded, asked): {differ}; "
+                             "record again (delete the file)")
+        items = [json.loads(line) for line in f]
+    for x in items:
+        for s in x["spans"]:
+            s["options"] = [RankOption(**o) for o in s["options"]]
     return items
 
 
@@ -231,6 +276,9 @@ def main(argv=None) -> int:
     ap.add_argument("--shortlist", type=int, default=3)
     ap.add_argument("--seed", type=int, default=303)
     ap.add_argument("--out", type=Path, default=REPO / "runs/ranking.json")
+    ap.add_argument("--recording", type=Path, default=None,
+                    help="keep the recording here (gzipped JSON lines) and replay it on later runs with the "
+                         "same bundle and settings, instead of recording again (the slow part)")
     args = ap.parse_args(argv)
 
     import degarble
@@ -238,7 +286,19 @@ def main(argv=None) -> int:
     model = degarble.load(args.bundle, precision="fp32")
     if model.restorer is None or model.detector.context is None:
         sys.exit("error: the bundle needs a restorer and the detector's corpus evidence")
-    table = Table(record(model, paragraphs(args.spun, args.clean, args.seed), args.candidates))
+    meta = {"models": recorded_from(model), "spun": args.spun, "clean": args.clean, "seed": args.seed,
+            "candidates": args.candidates}
+    if args.recording is not None and args.recording.is_file():
+        try:
+            items = load_recording(args.recording, meta)
+        except ValueError as e:
+            sys.exit(f"error: {e}")
+        print(f"replaying {args.recording}", flush=True)
+    else:
+        items = record(model, paragraphs(args.spun, args.clean, args.seed), args.candidates)
+        if args.recording is not None:
+            save_recording(items, args.recording, meta)
+    table = Table(items)
     print(f"{len(table.spans)} flagged spans, {table.n_gold} gold edits", flush=True)
 
     def likelihood(settings):
