@@ -222,14 +222,21 @@ def read_ctx(bundle: Path) -> dict:
     return json.loads((bundle / "degarble.json").read_text())["detector"]["context"]
 
 
+def tune_ranking():
+    """training/tune_ranking.py as a module (training/ is not a package)."""
+    sys.path.insert(0, str(TRAINING))
+    try:
+        import tune_ranking as module
+    finally:
+        sys.path.remove(str(TRAINING))
+    return module
+
+
 def test_tune_ranking_replays_rankings_from_recorded_options():
     """tune_ranking.py's table judges each recorded option by the edit it would make, replays a
     ranking setting as Restorer._rerank chooses, and scores it (the best min_score of the grid)."""
-    sys.path.insert(0, str(TRAINING))
-    try:
-        from tune_ranking import Table, _likelihood, fit_logistic
-    finally:
-        sys.path.remove(str(TRAINING))
+    tr = tune_ranking()
+    Table, _likelihood, fit_logistic = tr.Table, tr._likelihood, tr.fit_logistic
     import math
 
     import numpy as np
@@ -269,14 +276,40 @@ def test_tune_ranking_replays_rankings_from_recorded_options():
     assert set(w) == {"bias", *CONFIDENCE_FEATURES}
 
 
+def test_tune_ranking_judges_the_parts_of_a_merged_gold_edit_jointly():
+    """Two adjacent one-word swaps form one gold edit (the word alignment merges them); flagged as
+    two spans, they are right together, and one wrong part makes the whole a wrong edit."""
+    Table = tune_ranking().Table
+    import numpy as np
+
+    from degarble.models.restorer import RankOption
+
+    spun, original = "A domestic, traumatized dog barked.", "A home, mauled dog barked."
+    a1, a2 = spun.index("domestic"), spun.index("traumatized")
+
+    def span(word, start, right, wrong):
+        return {"options": [RankOption(word, keep=True), RankOption(right), RankOption(wrong)],
+                "lp": [-1.0, -1.0, -1.0], "a": start, "b": start + len(word), "seg": 0}
+
+    items = [{"text": spun, "original": original,
+              "spans": [span("domestic", a1, "home", "local"), span("traumatized", a2, "mauled", "hurt")]}]
+    table = Table(items)
+    assert table.n_gold == 1 and table.group.tolist() == [0, 0]
+    assert table.tp.sum() == 0  # alone, neither part matches the merged gold edit
+    conf = np.ones(2)
+    both = table.score(np.array([1, 1]), conf)
+    assert both["edit_p"] == both["edit_r"] == 1.0
+    one_wrong = table.score(np.array([1, 2]), conf)
+    assert one_wrong["edit_p"] == one_wrong["edit_r"] == 0.0 and one_wrong["edit_f05"] == 0.0
+    one_kept = table.score(np.array([1, 0]), conf)  # half restored: still not the gold edit
+    assert one_kept["edit_r"] == 0.0
+    assert table.right(np.array([1, 2])).tolist() == [True, False]
+
+
 def test_tune_ranking_keeps_and_checks_its_recording(tmp_path):
     """A recording saved with --recording reads back equal (options included), and one made
     with other settings is refused with the difference named, not replayed."""
-    sys.path.insert(0, str(TRAINING))
-    try:
-        from tune_ranking import load_recording, save_recording
-    finally:
-        sys.path.remove(str(TRAINING))
+    load_recording, save_recording = tune_ranking().load_recording, tune_ranking().save_recording
     from degarble.models.restorer import RankOption
 
     items = [{"text": "The Common Meeting will vote.", "original": "The General Assembly will vote.",

@@ -50,6 +50,7 @@ from degarble.models.restorer import (
 )
 from degarble.score import edit_triples, prf
 from degarble.spin import PROFILES, RATES, Spinner
+from degarble.text import words
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_restorer import SCORE_GRID, best_min_score  # noqa: E402
@@ -156,7 +157,13 @@ def load_recording(path: Path, meta: dict) -> list[dict]:
 
 
 class Table:
-    """The recorded options as arrays (spans x options), each judged by the edit it would make."""
+    """The recorded options as arrays (spans x options), each judged by the edit it would make.
+
+    A gold edit of several words that flagged spans cut into parts ("domestic, traumatized" ->
+    "home mauled": two one-word swaps that the word alignment merged into one edit) is judged as
+    the scorer judges it, jointly: right when every part is restored to its aligned words, else
+    one wrong edit if any part changes (:meth:`score`); alone, no part could ever be right.
+    """
 
     def __init__(self, items: list[dict]):
         spans = [(i, s) for i, x in enumerate(items) for s in x["spans"]]
@@ -189,12 +196,52 @@ class Table:
                     pred = edit_triples(text, apply_edits(text, [e]))
                     self.tp[r, o] = len(pred & gold[i])
                     self.fp[r, o] = len(pred) - self.tp[r, o]
+        self.group = np.full(len(spans), -1)  # the merged gold edit a span is part of, or -1
+        self.part_right = np.zeros(shape, bool)  # the option writes the part's aligned words
+        self._group_parts(items, gold)
+
+    def _group_parts(self, items: list[dict], gold: dict) -> None:
+        """Find the gold edits that flagged spans cover in parts (every word of the edit, in two
+        or more spans or one smaller span) and replaced word for word; judge those spans jointly."""
+        rows_of: dict[int, list[int]] = {}
+        for r, (i, _) in enumerate(self.spans):
+            rows_of.setdefault(i, []).append(r)
+        n = 0
+        for i, rows in rows_of.items():
+            if i not in gold:
+                continue
+            toks = words(items[i]["text"])
+            where = {}  # span -> its word range
+            for r in rows:
+                s = self.spans[r][1]
+                k = [j for j, t in enumerate(toks) if t.start < s["b"] and t.end > s["a"]]
+                where[r] = (k[0], k[-1] + 1)
+            for i1, i2, replacement in sorted(gold[i]):
+                want = replacement.split()
+                parts = [r for r in rows if i1 <= where[r][0] and where[r][1] <= i2 and where[r] != (i1, i2)]
+                covered = [j for a, b in sorted(where[r] for r in parts) for j in range(a, b)]
+                if len(want) != i2 - i1 or not parts or covered != list(range(i1, i2)):
+                    continue
+                for r in parts:
+                    a, b = where[r]
+                    aligned = " ".join(want[a - i1 : b - i1])
+                    self.part_right[r, : len(self.spans[r][1]["options"])] = [
+                        o.text == aligned for o in self.spans[r][1]["options"]]
+                    self.group[r] = n
+                    self.tp[r], self.fp[r] = 0, 0  # counted per gold edit in score()
+                n += 1
+
+    def right(self, best) -> np.ndarray:
+        """Whether each span's winner is right: a gold edit, or its part of a merged one."""
+        r = np.arange(len(best))
+        return (self.tp[r, best] > 0) | self.part_right[r, best]
 
     def half(self, k: int) -> Table:
         """The spans of paragraphs ``k``, ``k + 2``, ... (a fold, for held-out scores)."""
         rows = self.para % 2 == k
         out = copy.copy(self)
-        for name in ("lp", "table_prior", "keep", "gen", "fit", "tp", "fp", "chg", "valid", "para", "clean"):
+        for name in ("lp", "table_prior", "keep", "gen", "fit", "tp", "fp", "chg", "valid", "para", "clean", "group",
+                     "part_right"):
             setattr(out, name, getattr(self, name)[rows])
         out.spans = [s for s, keep in zip(self.spans, rows) if keep]
         paras = np.arange(len(self.gold_count)) % 2 == k
@@ -217,10 +264,18 @@ class Table:
         ``max_clean_changed`` of clean paragraphs changed: ``calibrate_restorer.best_min_score``)."""
         r = np.arange(len(best))
         tp, fp, chg = self.tp[r, best], self.fp[r, best], self.chg[r, best]
+        parts = np.flatnonzero(self.group >= 0)
+        parts = parts[np.argsort(self.group[parts], kind="stable")]
+        starts = np.flatnonzero(np.r_[True, self.group[parts][1:] != self.group[parts][:-1]]) if len(parts) else None
+        part_right, part_chg = self.part_right[parts, best[parts]], chg[parts] > 0
         rows = []
         for thr in SCORE_GRID:
             on = conf >= thr
             t, f = int(tp[on & ~self.clean].sum()), int(fp[on & ~self.clean].sum())
+            if starts is not None:
+                ok = np.logical_and.reduceat(on[parts] & part_right, starts)
+                moved = np.logical_or.reduceat(on[parts] & part_chg, starts)
+                t, f = t + int(ok.sum()), f + int((moved & ~ok).sum())
             s = prf(t, f, self.n_gold - t, beta=0.5)
             changed = len(set(self.para[on & self.clean & (chg > 0)].tolist())) / max(self.n_clean, 1)
             rows.append({"min_score": thr, "edit_p": round(s.precision, 4), "edit_r": round(s.recall, 4),
@@ -319,7 +374,7 @@ def main(argv=None) -> int:
         r = np.arange(len(best))
         edits = weights_from.chg[r, best] > 0  # the confidence matters only where the winner changes the text
         weights = fit_logistic(weights_from.features(best, settings)[edits],
-                               (weights_from.tp[r, best] > 0)[edits].astype(float))
+                               weights_from.right(best)[edits].astype(float))
         best = part.choose(**settings, shortlist=args.shortlist)
         conf = np.array([logistic(weights, dict(zip(CONFIDENCE_FEATURES, f))) for f in part.features(best, settings)])
         return weights, part.score(best, conf)
