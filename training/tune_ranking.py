@@ -48,9 +48,8 @@ from degarble.models.restorer import (
     confidence_features,
     logistic,
 )
-from degarble.score import edit_triples, prf
+from degarble.score import edit_triples, prf, spans_to_labels
 from degarble.spin import PROFILES, RATES, Spinner
-from degarble.text import words
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_restorer import SCORE_GRID, best_min_score  # noqa: E402
@@ -210,17 +209,18 @@ class Table:
         for i, rows in rows_of.items():
             if i not in gold:
                 continue
-            toks = words(items[i]["text"])
-            where = {}  # span -> its word range
+            where = {}  # span -> its word range (the words it overlaps, as the scorer reads spans)
             for r in rows:
                 s = self.spans[r][1]
-                k = [j for j, t in enumerate(toks) if t.start < s["b"] and t.end > s["a"]]
+                k = [j for j, f in enumerate(spans_to_labels(items[i]["text"], [(s["a"], s["b"])])) if f]
                 where[r] = (k[0], k[-1] + 1)
             for i1, i2, replacement in sorted(gold[i]):
                 want = replacement.split()
+                if len(want) != i2 - i1:
+                    continue  # not word for word: no part has aligned words to write
                 parts = [r for r in rows if i1 <= where[r][0] and where[r][1] <= i2 and where[r] != (i1, i2)]
                 covered = [j for a, b in sorted(where[r] for r in parts) for j in range(a, b)]
-                if len(want) != i2 - i1 or not parts or covered != list(range(i1, i2)):
+                if not parts or covered != list(range(i1, i2)):
                     continue
                 for r in parts:
                     a, b = where[r]
