@@ -127,3 +127,16 @@ def test_chain_logprob_scores_options_for_one_slot(tmp_path):
     # no words: the one factor P(minister | deputy) (shorter chains are likelier; lm_weight is tuned for it)
     assert fit[2] == pytest.approx(np.log((0 + 50 * (5 + 0.1) / (s.counts.total + 0.1 * s.counts.vocab)) / (2 + 50)))
     assert s.chain_logprob("deputy", [], "minister").shape == (0,)
+
+
+def test_chain_logprobs_scores_many_slots_as_one_slot_at_a_time(tmp_path):
+    s = _scorer(tmp_path)
+    slots = [("deputy", [["foreign"], ["abroad"], []], "minister"), ("the", [], "said"),
+             ("state", [["media"], ["press", "agency"]], "told"), ("unseen", [["words", "here"]], "zzz")]
+    got = s.chain_logprobs(slots)
+    assert len(got) == len(slots)
+    for (prev, options, nxt), fits in zip(slots, got):
+        want = s._summed_logprob([(k, a, b) for k, o in enumerate(options) for a, b in zip([prev, *o], [*o, nxt])],
+                                 len(options))
+        np.testing.assert_allclose(fits, want, rtol=0, atol=1e-12)
+    assert s.chain_logprobs([]) == []

@@ -20,6 +20,7 @@ from degarble.edits import apply_edits
 from degarble.models.restorer import (
     Restorer,
     SharedCrossAttention,
+    _ids_many,
     decoder_prompt,
     decoder_target,
     detokenize,
@@ -110,6 +111,20 @@ def test_encode_source_wraps_each_span_in_markers(tiny_restorer):
     ]
     assert tok.convert_ids_to_tokens(decoder_target(tok, "the minister")) == ["the", "minister", "[SEP]"]
     assert tok.convert_ids_to_tokens(decoder_target(tok, "")) == ["[SEP]"]  # a deleted word
+
+
+def test_token_ids_read_from_the_backend_match_the_tokenizer_call(tiny_restorer):
+    tok = tiny_restorer.tokenizer
+    strings = ["the General Assembly", "CBS News’s", "  ", "", "face-to-face 12 months", "Ünïcode—dash"]
+    want = [ids if s.strip() else [] for s, ids in zip(strings, tok(strings, add_special_tokens=False)["input_ids"])]
+    assert _ids_many(tok, strings) == want
+    # a backend left with truncation on (by some other caller) is not read directly: same ids, uncut
+    long = ["word " * 40]
+    tok.backend_tokenizer.enable_truncation(max_length=5)
+    try:
+        assert len(_ids_many(tok, long)[0]) == 40
+    finally:
+        tok.backend_tokenizer.no_truncation()
 
 
 def test_greedy_decoding_of_rows_with_prompts_of_different_lengths(tiny_restorer):

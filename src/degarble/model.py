@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import threading
 from pathlib import Path
@@ -11,6 +13,38 @@ from .types import Detection, Restoration
 
 # the --greedy option's help, shared by the restore, batch, eval and bench commands
 GREEDY_HELP = "skip candidate ranking: generate each replacement greedily (about 1.5x faster, lower recall)"
+
+
+_gc_lock = threading.Lock()
+_gc_users = 0  # calls inside _collector_paused, in all threads
+_gc_was_enabled = False
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector paused for the duration of a detect or restore call.
+
+    After ``import torch, transformers`` the interpreter tracks some 360 k container objects,
+    and a full collection walks them all: about 0.3 s each on this 2-core machine. The
+    restorer's candidate ranking makes tens of thousands of short-lived objects per batch,
+    enough to set off one or two full collections per call (15 % of restore time, measured).
+    Nothing in a call depends on the collector (reference counting frees what it drops, and
+    a reference cycle made meanwhile is collected once the collector resumes). Re-entrant and
+    thread-safe: the first call in disables it, the last one out enables it again if it was on.
+    """
+    global _gc_users, _gc_was_enabled
+    with _gc_lock:
+        if _gc_users == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_users += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_users -= 1
+            if _gc_users == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 class Model:
@@ -90,7 +124,8 @@ class Model:
         """Detect spinning in each text; see :class:`~degarble.types.Detection`."""
         if isinstance(texts, str):
             raise TypeError("Model.detect() takes a list of texts; use degarble.detect(text) for one")
-        return self.detector.detect(list(texts), batch_size=batch_size, threshold=threshold)
+        with _collector_paused():
+            return self.detector.detect(list(texts), batch_size=batch_size, threshold=threshold)
 
     def restore(self, texts: list[str], batch_size: int = 32, threshold: float | None = None,
                 greedy: bool = False) -> list[Restoration]:
@@ -110,8 +145,9 @@ class Model:
             )
         texts = list(texts)
         restorer = self._greedy() if greedy else self.restorer
-        detections = self.detector.detect(texts, batch_size=batch_size, threshold=threshold)
-        return restorer.restore(texts, detections, batch_size=batch_size)
+        with _collector_paused():
+            detections = self.detector.detect(texts, batch_size=batch_size, threshold=threshold)
+            return restorer.restore(texts, detections, batch_size=batch_size)
 
     def _greedy(self):
         """The restorer without candidate ranking (made on first use; it shares the weights)."""

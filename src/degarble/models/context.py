@@ -282,8 +282,29 @@ class ContextScorer:
         """log P of each option's words (compare keys) between the words ``prev`` and ``nxt``
         under the smoothed bigram model; an empty option joins ``prev`` to ``nxt``. The restorer's
         candidate ranking compares options for one slot with it."""
-        return self._summed_logprob([(k, a, b) for k, o in enumerate(options) for a, b in zip([prev, *o], [*o, nxt])],
-                                    len(options))
+        return self.chain_logprobs([(prev, options, nxt)])[0]
+
+    def chain_logprobs(self, slots: list[tuple[str, list[list[str]], str]]) -> list[np.ndarray]:
+        """:meth:`chain_logprob` of each ``(prev, options, nxt)`` slot, in one vectorised pass."""
+        # flat lists of the words already held, no tuple per pair: hundreds of thousands of new
+        # objects would set off full garbage collections over the (large) tables
+        firsts: list[str] = []
+        seconds: list[str] = []
+        lengths: list[int] = []  # pairs per option
+        sizes = []  # options per slot
+        for prev, options, nxt in slots:
+            for o in options:
+                firsts.append(prev)
+                firsts += o
+                seconds += o
+                seconds.append(nxt)
+                lengths.append(len(o) + 1)
+            sizes.append(len(options))
+        c = self.counts
+        a, b = c.ids(firsts), c.ids(seconds)
+        lp = self._lp(a, b, c.unigram(a), self._p_uni(c.unigram(b)))
+        flat = np.bincount(np.repeat(np.arange(len(lengths)), lengths), weights=lp, minlength=len(lengths))
+        return np.split(flat, np.cumsum(sizes)[:-1]) if slots else []
 
     def adjust(self, keys: list[str], probs: list[float]) -> list[float]:
         """The detector's word probabilities with the corpus evidence folded in."""

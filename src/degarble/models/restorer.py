@@ -170,7 +170,13 @@ def _ids_many(tokenizer, strings: list[str]) -> list[list[int]]:
     a call costs tens of microseconds whatever its length, and the restorer makes thousands."""
     if not strings:
         return []
-    out = tokenizer(list(strings), add_special_tokens=False)["input_ids"]
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.truncation is None and backend.padding is None:
+        # the fast tokenizer's Rust backend directly: the same ids, without the per-string
+        # Python dicts (attention masks, type ids) that ``tokenizer(...)`` builds and we drop
+        out = [e.ids for e in backend.encode_batch(list(strings), add_special_tokens=False)]
+    else:
+        out = tokenizer(list(strings), add_special_tokens=False)["input_ids"]
     return [ids if s.strip() else [] for s, ids in zip(strings, out)]
 
 
@@ -522,7 +528,7 @@ class Restorer:
         inverse = self.context.spinner_inverse() if self.context is not None else load_inverse()
         k_max = int(self._rank_setting("candidates"))
         out = []
-        for span, (ids, _), (prev, nxt) in zip(span_texts, greedy, around):
+        for span, (ids, _) in zip(span_texts, greedy):
             opts = {compare_key(span): RankOption(compare_key(span), keep=True)}
             for cand, prior in inverse.candidates(span, limit=k_max):
                 o = opts.setdefault(cand, RankOption(cand))
@@ -530,10 +536,13 @@ class Restorer:
             if ids is not None:
                 g = compare_key(detokenize(self.tokenizer, ids))
                 opts.setdefault(g, RankOption(g)).generated = True
-            if self.context is not None:
-                for o, f in zip(opts.values(), self.context.chain_logprob(prev, [c.split() for c in opts], nxt)):
-                    o.fit = float(f)
             out.append(list(opts.values()))
+        if self.context is not None:
+            # every span's options in one call: the bigram lookups are vectorised over all of them
+            slots = [(prev, [o.text.split() for o in opts], nxt) for opts, (prev, nxt) in zip(out, around)]
+            for opts, fits in zip(out, self.context.chain_logprobs(slots)):
+                for o, f in zip(opts, fits):
+                    o.fit = float(f)
         return out
 
     def _rerank(self, start: _Prompted, span_texts, greedy, around) -> list[tuple[str | None, float]]:
