@@ -259,13 +259,20 @@ def test_cached_decoder_states_equal_the_plain_forward_pass(tiny_restorer):
     assert len(got) == 4 + 2 * 3
 
 
-def test_continuations_are_the_teacher_forced_log_probability(tiny_restorer):
+@pytest.mark.parametrize("overhead", [128, 0])
+def test_continuations_are_the_teacher_forced_log_probability(tiny_restorer, monkeypatch, overhead):
     """Candidates scored from the prompt's cache (rows repeated, targets of different lengths)
-    get the log probability of the model's plain forward pass over prompt and target."""
+    get the log probability of the model's plain forward pass over prompt and target, whether
+    prompts and targets of different lengths go through together (padded) or apart (overhead
+    0: one group per length, the caches joined by CachedDecoder.concat)."""
+    import functools
+
     import torch
 
+    from degarble.models import restorer as module
     from degarble.models.restorer import pad_batch
 
+    monkeypatch.setattr(module, "length_groups", functools.partial(module.length_groups, overhead=overhead))
     r = tiny_restorer
     text = "the minister said the meeting was possible"
     spans = [(4, 12), (18, 29)]  # prompts of 3 and 4 tokens
@@ -280,6 +287,32 @@ def test_continuations_are_the_teacher_forced_log_probability(tiny_restorer):
     for lp, (k, t) in zip(got, asked):
         assert lp == pytest.approx(_teacher_forced(r, text, spans, t, k), abs=1e-4)
         assert lp < 0
+
+
+@given(st.lists(st.integers(1, 12), max_size=30), st.integers(0, 40))
+@settings(max_examples=200, deadline=None)
+def test_length_groups_partition_rows_at_the_least_padded_cost(lengths, overhead):
+    from itertools import combinations
+
+    from degarble.models.restorer import length_groups
+
+    groups = length_groups(lengths, overhead)
+    flat = [i for g in groups for i in g]
+    assert sorted(flat) == list(range(len(lengths)))  # every row once
+    assert [lengths[i] for i in flat] == sorted(lengths)  # groups of consecutive lengths
+    assert len({lengths[g[-1]] for g in groups}) == len(groups)  # a length is never split across groups
+
+    def cost(gs):
+        return sum(len(g) * max(lengths[i] for i in g) + overhead for g in gs)
+
+    # brute force over where to cut the sorted distinct lengths
+    distinct = sorted(set(lengths))
+    best = min((cost([[i for i in range(len(lengths)) if lo <= lengths[i] <= hi]
+                      for lo, hi in zip([distinct[0], *(distinct[c] for c in cuts)],
+                                        [*(distinct[c - 1] for c in cuts), distinct[-1]])])
+                for n in range(len(distinct)) for cuts in combinations(range(1, len(distinct)), n)),
+               default=0)
+    assert cost(groups) == best
 
 
 def test_detokenize_joins_apostrophes_hyphens_and_initials(tiny_restorer):
