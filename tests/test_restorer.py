@@ -672,3 +672,17 @@ def test_learned_confidence_gates_edits(tiny_restorer):
             tiny_restorer.infill([(text, span)])
     finally:
         tiny_restorer.rank = old
+
+
+def test_a_restore_call_leaves_no_reference_cycles(tiny_ranked_bundle):
+    """Model.detect and Model.restore pause the cyclic collector (degarble.model._collector_paused);
+    that costs no memory only while a call makes no reference cycles, which this checks."""
+    import gc
+
+    model = degarble.load(tiny_ranked_bundle, precision="fp32")
+    texts = ["The Common Meeting will vote on the deputy overseas minister's plan.", "", "Nothing to see here."]
+    model.restore(texts)  # first calls fill lazy caches
+    gc.collect()
+    model.restore(texts)
+    model.detect(texts)
+    assert gc.collect() == 0

@@ -28,8 +28,8 @@ def _collector_paused():
     and a full collection walks them all: about 0.3 s each on this 2-core machine. The
     restorer's candidate ranking makes tens of thousands of short-lived objects per batch,
     enough to set off one or two full collections per call (15 % of restore time, measured).
-    Nothing in a call depends on the collector (reference counting frees what it drops, and
-    a reference cycle made meanwhile is collected once the collector resumes). Re-entrant and
+    Nothing in a call depends on the collector: reference counting frees what it drops, and a
+    call makes no reference cycles (a test checks it), so nothing piles up meanwhile. Re-entrant and
     thread-safe: the first call in disables it, the last one out enables it again if it was on.
     """
     global _gc_users, _gc_was_enabled

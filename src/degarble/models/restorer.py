@@ -857,16 +857,7 @@ class SharedCrossAttention:
         self.saved: list[tuple[object, str, object]] = []
 
     def __enter__(self):
-        import torch
-
-        class Projected(torch.nn.Module):
-            def __init__(self, table):
-                super().__init__()
-                self.table, self.index = table, None
-
-            def forward(self, _x):
-                return self.table[self.index]
-
+        Projected = _projected_class()
         self.standins = []
         for layer in self.model.decoder.bert.encoder.layer:
             att = layer.crossattention.self
@@ -1023,6 +1014,25 @@ class CachedDecoder:
             c = layer.crossattention.output(self._merge(self._cross(k, self._split(layer.crossattention.self.query(a)))), a)
             h = layer.output(layer.intermediate(c), c)
         return h
+
+
+@functools.lru_cache(maxsize=1)
+def _projected_class():
+    """:class:`SharedCrossAttention`'s stand-in layer class (made once: a class made per batch
+    would be a reference cycle left for the garbage collector each time)."""
+    import torch
+
+    class Projected(torch.nn.Module):
+        """Returns rows ``index`` of a precomputed projection, whatever its input."""
+
+        def __init__(self, table):
+            super().__init__()
+            self.table, self.index = table, None
+
+        def forward(self, _x):
+            return self.table[self.index]
+
+    return Projected
 
 
 @functools.lru_cache(maxsize=1)
