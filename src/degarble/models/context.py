@@ -218,12 +218,17 @@ class ContextScorer:
 
     def _summed_logprob(self, pairs: list[tuple[int, str, str]], n: int) -> np.ndarray:
         """For ``(k, a, b)`` word pairs: the sum of log P(b | a) over each group ``k`` < ``n``."""
-        if not pairs:
+        return self._pair_sums([x[0] for x in pairs], [x[1] for x in pairs], [x[2] for x in pairs], n)
+
+    def _pair_sums(self, group, firsts: list[str], seconds: list[str], n: int) -> np.ndarray:
+        """:meth:`_summed_logprob` from flat lists: log P(``seconds[i]`` | ``firsts[i]``) summed
+        over each ``group[i]`` < ``n``."""
+        if not len(group):
             return np.zeros(n)
         c = self.counts
-        a, b = c.ids(x[1] for x in pairs), c.ids(x[2] for x in pairs)
+        a, b = c.ids(firsts), c.ids(seconds)
         lp = self._lp(a, b, c.unigram(a), self._p_uni(c.unigram(b)))
-        return np.bincount([x[0] for x in pairs], weights=lp, minlength=n)
+        return np.bincount(group, weights=lp, minlength=n)
 
     def _block(self, key: str) -> _Block | None:
         """``key``'s candidates as arrays (cached: a text's words repeat, and so do texts' words)."""
@@ -300,10 +305,7 @@ class ContextScorer:
                 seconds.append(nxt)
                 lengths.append(len(o) + 1)
             sizes.append(len(options))
-        c = self.counts
-        a, b = c.ids(firsts), c.ids(seconds)
-        lp = self._lp(a, b, c.unigram(a), self._p_uni(c.unigram(b)))
-        flat = np.bincount(np.repeat(np.arange(len(lengths)), lengths), weights=lp, minlength=len(lengths))
+        flat = self._pair_sums(np.repeat(np.arange(len(lengths)), lengths), firsts, seconds, len(lengths))
         return np.split(flat, np.cumsum(sizes)[:-1]) if slots else []
 
     def adjust(self, keys: list[str], probs: list[float]) -> list[float]:
