@@ -164,7 +164,7 @@ def tagged_infill(monkeypatch) -> list:
 
     def infill(self, items, batch_size=32):
         calls.append((self.rank, self.min_score))
-        return [[("ranked" if self.rank else "greedy", 0.5)] * len(spans) for _, spans in items]
+        return [[("ranked" if self.rank else "greedy", 0.5, [])] * len(spans) for _, spans in items]
 
     monkeypatch.setattr(Restorer, "infill", infill)
     return calls

@@ -522,6 +522,113 @@ def test_restore_greedy_reaches_the_model(tmp_path, tiny_ranked_bundle, tagged_i
     assert [rank for rank, _ in tagged_infill] == [{"candidates": 4}, None, None]
 
 
+def test_restore_alternatives_reach_the_output(tmp_path, tiny_ranked_bundle, monkeypatch, capsys):
+    """--alternatives K asks the ranked restorer for K runners-up per edit: the JSON edits carry them
+    (edits of their own, each applicable instead of its edit), the diff view lists them, and the
+    chosen edits are the same as without."""
+    from degarble.models.restorer import Restorer
+
+    asked = []
+
+    def infill(self, items, batch_size=32):
+        asked.append(self.alternatives)
+        alts = [("second", 0.4), ("third", 0.2)][: self.alternatives]
+        return [[("first", 0.95, alts)] * len(spans) for _, spans in items]
+
+    monkeypatch.setattr(Restorer, "infill", infill)
+    text = "The deputy overseas minister said so."
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": text}])
+    assert main(["restore", src, "--model", str(tiny_ranked_bundle), "--alternatives", "2"]) == 0
+    (rec,) = read_jsonl(capsys.readouterr().out)
+    assert rec["edits"] and all([a["after"].lower() for a in e["alternatives"]] == ["second", "third"]
+                                for e in rec["edits"])
+    for e in rec["edits"]:
+        for a in e["alternatives"]:
+            assert text[a["start"] : a["end"]] == a["before"]
+            apply_edits(text, [Edit(a["start"], a["end"], a["before"], a["after"])])
+    assert main(["restore", src, "--model", str(tiny_ranked_bundle)]) == 0
+    (plain,) = read_jsonl(capsys.readouterr().out)
+    assert [{k: v for k, v in e.items() if k != "alternatives"} for e in rec["edits"]] == plain["edits"]
+    assert all("alternatives" not in e for e in plain["edits"]) and asked == [2, 0]
+    assert main(["restore", src, "--model", str(tiny_ranked_bundle), "--alternatives", "1", "--format", "diff",
+                 "--color", "never"]) == 0
+    diff = capsys.readouterr().out
+    assert "or 1: " in diff and "Second" in diff and "or 2: " not in diff
+
+
+def test_restore_alternatives_with_greedy_is_a_usage_error(tmp_path, tiny_ranked_bundle, capsys):
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": "The deputy overseas minister said so."}])
+    assert main(["restore", src, "--model", str(tiny_ranked_bundle), "--alternatives", "2", "--greedy"]) == 2
+    assert "--alternatives come from candidate ranking" in capsys.readouterr().err
+    assert main(["restore", src, "--alternatives", "-1"]) == 2
+    assert "must be at least 0" in capsys.readouterr().err
+
+
+def _answers(*lines):
+    """An ``ask`` that gives ``lines`` in turn, then ``None`` (the end of the answers)."""
+    it = iter(lines)
+    return lambda prompt: next(it, None)
+
+
+def test_review_edits_follows_each_answer():
+    from degarble.cli import review_edits
+
+    text = "The big firm told overseas media and the Common Meeting on Monday."
+    spans = [("big", "large"), ("firm", "company"), ("overseas", "foreign"), ("media", "press"),
+             ("Common", "General"), ("Monday", "Sunday")]
+    edits = []
+    for before, after in spans:
+        a = text.index(before)
+        alt = Edit(a, a + len(before), before, after + "-alt", 0.2)
+        edits.append(Edit(a, a + len(before), before, after, 0.8, alternatives=(alt,)))
+    told = []
+    accepted, rejected = review_edits(text, edits, _answers("y", "n", "what?", "1", "e", "newspapers", "a"),
+                                      told.append)
+    assert [(e.before, e.after) for e in accepted] == [("big", "large"), ("overseas", "foreign-alt"),
+                                                       ("media", "newspapers"), ("Common", "General"),
+                                                       ("Monday", "Sunday")]
+    assert [(e.before, e.after) for e in rejected] == [("firm", "company")]
+    assert all(not e.alternatives for e in accepted + rejected)
+    assert apply_edits(text, accepted) == "The large firm told foreign-alt newspapers and the General Meeting on Sunday."
+    assert any("a number: that alternative" in t for t in told)  # the help, after "what?"
+    assert sum(t.startswith("[") for t in told) == 5  # "a" answered for the last one without asking
+    # the end of the answers rejects what is left: nothing changes unasked
+    accepted, rejected = review_edits(text, edits, _answers("y"), told.append)
+    assert [e.before for e in accepted] == ["big"] and [e.before for e in rejected] == [b for b, _ in spans[1:]]
+
+
+def test_review_writes_only_the_accepted_changes(tmp_path, tiny_ranked_bundle, monkeypatch, capsys):
+    from degarble.models.restorer import Restorer
+
+    def infill(self, items, batch_size=32):
+        return [[("first", 0.95, [("second", 0.4)][: self.alternatives])] * len(spans) for _, spans in items]
+
+    monkeypatch.setattr(Restorer, "infill", infill)
+    texts = ["The deputy overseas minister said so. He mentioned it, too.", "", "Officials mentioned the big firm."]
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": f"r{k}", "text": t} for k, t in enumerate(texts)])
+    model = degarble.load(tiny_ranked_bundle)
+    suggested = [r.edits for r in model.restore(texts, alternatives=1)]
+    n0 = len(suggested[0])
+    assert n0 >= 2 and suggested[2]
+    answers = ["y", "1"] + ["n"] * (n0 - 2) + ["r"]  # record 0 one by one; record 2: reject all
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(answers) + "\n"))
+    out = tmp_path / "out.jsonl"
+    assert main(["review", src, "--model", str(tiny_ranked_bundle), "--alternatives", "1", "-o", str(out)]) == 0
+    recs = read_jsonl(out.read_text())
+    assert [r["id"] for r in recs] == ["r0", "r1", "r2"]  # every record accounted for, the empty one too
+    first = recs[0]
+    assert [e["after"].lower() for e in first["edits"]] == ["first", "second"]
+    assert len(first["rejected"]) == n0 - 2
+    assert first["restored"] == apply_edits(texts[0], [Edit(**e) for e in first["edits"]])
+    assert recs[1]["restored"] == "" and recs[1]["edits"] == []
+    assert recs[2]["restored"] == texts[2] and len(recs[2]["rejected"]) == len(suggested[2])
+    err = capsys.readouterr().err
+    assert "## line 1 (id=r0)" in err and f"[1/{n0}]" in err
+    # answers come from standard input, so the text cannot
+    assert main(["review", "-", "--model", str(tiny_ranked_bundle)]) == 2
+    assert "give the text as a file" in capsys.readouterr().err
+
+
 def test_restore_greedy_with_a_model_that_cannot_is_a_usage_error(tmp_path, stub, capsys):
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": "The overseas minister."}])
     out = tmp_path / "out.jsonl"

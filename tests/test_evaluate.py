@@ -296,6 +296,49 @@ def test_greedy_mode_is_evaluated_and_recorded(workspace, monkeypatch):
     assert "`fake` @deadbeef0123 (threshold 0.5, int8, greedy)" in (out / "s.md").read_text()
 
 
+class AltFake(FakeModel):
+    """Restores as FakeModel; with ``alternatives=k`` each edit also offers k copies of the span
+    spelled backwards (never right)."""
+
+    def __init__(self):
+        self.asked: list[int] = []
+
+    def restore(self, texts, alternatives=0):
+        self.asked.append(alternatives)
+        out = []
+        for r in super().restore(texts):
+            edits = [Edit(e.start, e.end, e.before, e.after, 0.9,
+                          alternatives=tuple(Edit(e.start, e.end, e.before, e.before[::-1] + str(k), 0.1)
+                                             for k in range(alternatives))) for e in r.edits]
+            out.append(Restoration(r.text, edits))
+        return out
+
+
+def test_alternatives_are_scored_and_recorded(workspace, monkeypatch, capsys):
+    model = AltFake()
+    monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: model)
+    out = workspace / "out"
+    assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), "--shared", str(workspace / "shared"),
+                "--alternatives", "2", "--output", str(out / "r.json"), "--summary", str(out / "s.md"),
+                "--no-plots"]) == 0
+    report = json.loads((out / "r.json").read_text())
+    assert [(s["name"], s["alternatives"]) for s in report["systems"]] == [("fake", 2), ("do-nothing", 0), ("fgws", 0)]
+    assert model.asked and set(model.asked) == {2}
+    sug = result(report, "seed-dev.v1", "fake")["restoration"]["suggestions"]
+    assert sug["chosen"] == sug["in_suggestions"] == sug["gold"] > 0 and sug["rescued"] == 0
+    assert sug["edits_with_alternatives"] == sug["edits"] > 0
+    assert "suggestions" not in result(report, "seed-dev.v1", "do-nothing").get("restoration", {})
+    assert "**Alternatives**" in (out / "s.md").read_text()
+    # FakeModel.restore has no alternatives option; --greedy skips the ranking they come from
+    monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: FakeModel())
+    capsys.readouterr()
+    shared = ["--shared", str(workspace / "shared")]
+    assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), *shared, "--alternatives", "2", "--no-plots"]) == 2
+    assert "cannot suggest alternatives" in capsys.readouterr().err
+    assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), *shared, "--alternatives", "2", "--greedy"]) == 2
+    assert "which --greedy skips" in capsys.readouterr().err
+
+
 def test_greedy_with_a_model_that_cannot_is_an_error(workspace, capsys):
     # FakeModel.restore takes no greedy option
     assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), "--shared", str(workspace / "shared"),

@@ -143,8 +143,8 @@ def test_greedy_decoding_of_rows_with_prompts_of_different_lengths(tiny_restorer
         with SharedCrossAttention(r.model, hidden) as cross:
             alone = [r._decode_rows(cross, mask, [0], [decoder_prompt(r.tokenizer, j, text[a:b])])[0]
                      for j, (a, b) in enumerate(spans)]
-    assert [rep for rep, _ in together] == [rep for rep, _ in alone]
-    for (_, p1), (_, p2) in zip(together, alone):
+    assert [rep for rep, _, _ in together] == [rep for rep, _, _ in alone]
+    for (_, p1, _), (_, p2, _) in zip(together, alone):
         assert 0.0 <= p1 <= 1.0 and p1 == pytest.approx(p2, rel=1e-4, abs=1e-7)
 
 
@@ -163,15 +163,15 @@ def test_pruning_unlikely_rows_changes_no_edit(tiny_restorer):
             bias[sep] += 4.0  # the random model ends its rows early and with varied probabilities
         r.min_score = 0.0
         full = [x for out in r.infill(items) for x in out]
-        floor = r.min_score = sorted(p for _, p in full)[len(full) // 2]  # about half survive
+        floor = r.min_score = sorted(p for _, p, _ in full)[len(full) // 2]  # about half survive
         pruned = [x for out in r.infill(items) for x in out]
     finally:
         r.min_score = saved
         with torch.no_grad():
             bias[sep] -= 4.0
-    assert floor > 0 and any(rep is not None and p >= floor for rep, p in full)
-    assert any(rep is None or p < floor for rep, p in full)
-    for (rep, p), (rep2, p2) in zip(full, pruned):
+    assert floor > 0 and any(rep is not None and p >= floor for rep, p, _ in full)
+    assert any(rep is None or p < floor for rep, p, _ in full)
+    for (rep, p, _), (rep2, p2, _) in zip(full, pruned):
         if rep is not None and p >= floor:
             assert rep2 == rep and p2 == pytest.approx(p, rel=1e-4)
         else:
@@ -340,6 +340,23 @@ def test_edit_keeps_case_drops_kept_spans_and_low_scores(tiny_restorer):
     d = r._edit(text, j, j + 4, "", 0.8, 0)  # a deleted filler takes a space with it
     assert (d.before, d.after) == ("just ", "")
     assert apply_edits(text, [d]) == "The Common Meeting will vote. He mentioned it."
+
+
+def test_edit_alternatives_are_edits_of_their_own(tiny_restorer):
+    """Each alternative gets the text's capitalisation and its own trimmed span, can be applied
+    instead of the chosen edit, and neither the span itself nor a copy of the choice is offered."""
+    r = tiny_restorer
+    text = "The Common Meeting will vote."
+    a = text.index("Common")
+    alts = [("general meeting", 0.4), ("common meeting", 0.3), ("general assembly", 0.2), ("world body", 0.1)]
+    e = r._edit(text, a, a + len("Common Meeting"), "general assembly", 0.9, 0, alts)
+    assert e == Edit(a, a + 14, "Common Meeting", "General Assembly", 0.9)
+    assert e.alternatives == (Edit(a, a + 6, "Common", "General", 0.4), Edit(a, a + 14, "Common Meeting", "World Body", 0.1))
+    assert [apply_edits(text, [x]) for x in e.alternatives] == ["The General Meeting will vote.",
+                                                               "The World Body will vote."]
+    assert e.to_dict()["alternatives"][0] == {"start": a, "end": a + 6, "before": "Common", "after": "General",
+                                              "score": 0.4}
+    assert "alternatives" not in r._edit(text, a, a + 14, "general assembly", 0.9, 0).to_dict()
 
 
 
@@ -529,27 +546,30 @@ def test_candidate_ranking_takes_the_corpus_fit_into_account(tiny_restorer, tmp_
     old = (tiny_restorer.rank, tiny_restorer.context)
     try:
         tiny_restorer.rank, tiny_restorer.context = {"candidates": 12, "lm_weight": 1000.0}, ctx
-        (rep, score), = tiny_restorer.infill([(text, span)])[0]
+        (rep, score, _), = tiny_restorer.infill([(text, span)])[0]
         assert rep == "foreign" and 0 < score <= 1
         # "likelihood" reports the model's own probability of the winner, as greedy decoding does
         tiny_restorer.rank["confidence"] = "likelihood"
-        (rep, prob), = tiny_restorer.infill([(text, span)])[0]
+        (rep, prob, _), = tiny_restorer.infill([(text, span)])[0]
         assert rep == "foreign" and prob == pytest.approx(math.exp(_teacher_forced(tiny_restorer, text, span, "foreign")))
         tiny_restorer.rank["confidence"] = "loudest"
         with pytest.raises(ValueError, match="confidence"):
             tiny_restorer.infill([(text, span)])
         tiny_restorer.rank = {"candidates": 12, "lm_weight": 1000.0}
         tiny_restorer.context = None  # no counts: lm_weight is ignored, the random model decides
-        (plain, _), = tiny_restorer.infill([(text, span)])[0]
+        (plain, _, _), = tiny_restorer.infill([(text, span)])[0]
         tiny_restorer.rank = {"candidates": 12, "lm_weight": 0.0}
         assert tiny_restorer.infill([(text, span)])[0][0][0] == plain
     finally:
         tiny_restorer.rank, tiny_restorer.context = old
 
 
-def test_pruned_candidate_scoring_chooses_as_scoring_everything(tiny_restorer, monkeypatch):
+@pytest.mark.parametrize("alternatives, prior_weight", [(0, 10.0), (2, 30.0)])
+def test_pruned_candidate_scoring_chooses_as_scoring_everything(tiny_restorer, monkeypatch, alternatives, prior_weight):
     """With "likelihood" confidence, options whose first-token bound cannot beat their span's best
-    are not scored; the chosen replacements and their probabilities equal scoring every option."""
+    are not scored; the chosen replacements and their probabilities equal scoring every option.
+    With ``alternatives`` the bound keeps the best few options per span, and the runners-up and
+    their probabilities equal scoring everything too."""
     from degarble.models.restorer import Restorer
 
     items = [("the deputy overseas minister instructed state media on monday", [(11, 19), (29, 39)]),
@@ -558,8 +578,8 @@ def test_pruned_candidate_scoring_chooses_as_scoring_everything(tiny_restorer, m
     real = Restorer._option_logps
     skipped = []
 
-    def forced(self, start, greedy, options, exhaustive):
-        out = real(self, start, greedy, options, exhaustive or forced.everything)
+    def forced(self, start, greedy, options, exhaustive, top=1):
+        out = real(self, start, greedy, options, exhaustive or forced.everything, top)
         skipped.append(sum(lp is None for lp in out))
         return out
 
@@ -567,18 +587,57 @@ def test_pruned_candidate_scoring_chooses_as_scoring_everything(tiny_restorer, m
     old = tiny_restorer.rank
     try:
         # the random model gives every token about the same probability: a heavy prior weight
-        # spreads the options apart, so that bounds can rule some out
-        tiny_restorer.rank = {"candidates": 24, "prior_weight": 10.0, "confidence": "likelihood"}
+        # spreads the options apart, so that bounds can rule some out (more weight for more kept)
+        tiny_restorer.rank = {"candidates": 24, "prior_weight": prior_weight, "confidence": "likelihood"}
+        r = tiny_restorer.with_alternatives(alternatives)
         forced.everything = True
-        everything = tiny_restorer.infill(items)
+        everything = r.infill(items)
         forced.everything = False
-        pruned = tiny_restorer.infill(items)
+        pruned = r.infill(items)
     finally:
         tiny_restorer.rank = old
     assert skipped[0] == 0 and skipped[1] > 0  # the bound did skip options
-    assert [[rep for rep, _ in out] for out in pruned] == [[rep for rep, _ in out] for out in everything]
+    flat = [x for out in everything for x in out]
+    assert all(len(alts) <= alternatives for _, _, alts in flat)
+    assert sum(len(alts) == alternatives for _, _, alts in flat) >= 3
     for out, ref in zip(pruned, everything):
-        assert [p for _, p in out] == pytest.approx([p for _, p in ref], rel=1e-5)
+        for (rep, p, alts), (rep2, p2, alts2) in zip(out, ref):
+            assert rep == rep2 and p == pytest.approx(p2, rel=1e-5)
+            assert [a for a, _ in alts] == [a for a, _ in alts2]
+            assert [q for _, q in alts] == pytest.approx([q for _, q in alts2], rel=1e-5)
+
+
+def test_alternatives_are_the_runners_up_and_leave_the_choice_alone(tiny_restorer):
+    """With "share" confidence every option is scored: the alternatives are the options with the
+    next-largest shares, best first, never the span itself or the winner, and asking for them
+    changes neither the winner nor its probability."""
+    items = [("the deputy overseas minister instructed state media on monday", [(11, 19), (29, 39)])]
+    old = tiny_restorer.rank
+    try:
+        tiny_restorer.rank = {"candidates": 12, "prior_weight": 3.0}
+        plain = tiny_restorer.infill(items)[0]
+        with_alts = tiny_restorer.with_alternatives(3).infill(items)[0]
+    finally:
+        tiny_restorer.rank = old
+    text, spans = items[0]
+    for (rep, p, none), (rep2, p2, alts), (a, b) in zip(plain, with_alts, spans):
+        assert none == [] and rep == rep2 and p == pytest.approx(p2)
+        assert 1 <= len(alts) <= 3
+        texts = [t for t, _ in alts]
+        assert len(set(texts)) == len(texts) and rep not in texts and text[a:b] not in texts
+        shares = [q for _, q in alts]
+        assert shares == sorted(shares, reverse=True) and max(shares) <= p and sum(shares) + p <= 1 + 1e-9
+
+
+def test_alternatives_need_ranking(tiny_restorer, tiny_ranked_bundle):
+    with pytest.raises(ValueError, match="candidate ranking"):
+        tiny_restorer.greedy().with_alternatives(2)
+    model = degarble.load(tiny_ranked_bundle)
+    with pytest.raises(ValueError, match="at least|>= 0"):
+        model.restorer.with_alternatives(-1)
+    with pytest.raises(ValueError, match="greedy"):
+        model.restore(["The deputy overseas minister said so."], greedy=True, alternatives=2)
+    assert model.restorer.with_alternatives(0).alternatives == 0 and model.restorer.alternatives == 0
 
 
 def _teacher_forced(r, text, spans, target, k: int = 0) -> float:
@@ -665,7 +724,7 @@ def test_learned_confidence_gates_edits(tiny_restorer):
     try:
         for bias in (3.0, -3.0):
             tiny_restorer.rank = {"candidates": 12, "confidence": "learned", "confidence_weights": {"bias": bias}}
-            (rep, conf), = tiny_restorer.infill([(text, span)])[0]
+            (rep, conf, _), = tiny_restorer.infill([(text, span)])[0]
             assert conf == pytest.approx(1 / (1 + math.exp(-bias)))
         tiny_restorer.rank = {"candidates": 12, "confidence": "learned"}
         with pytest.raises(ValueError, match="confidence_weights"):

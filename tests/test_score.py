@@ -379,3 +379,19 @@ def test_dev_article_do_nothing():
     assert s["chrf"]["score"] == pytest.approx(66.2, abs=0.5)
     assert s["wer_reduction"] == 0.0
     assert (s["edit"]["precision"], s["edit"]["recall"], s["edit"]["f"]) == (1.0, 0.0, 0.0)
+
+
+def test_suggestion_recall_counts_gold_edits_an_alternative_would_make():
+    from degarble.types import Edit
+
+    spun = "The big firm told overseas media."
+    original = "The large firm told foreign media."
+    b, o = spun.index("big"), spun.index("overseas")
+    wrong = Edit(b, b + 3, "big", "huge", 0.6, alternatives=(Edit(b, b + 3, "big", "large", 0.3),))
+    right = Edit(o, o + 8, "overseas", "foreign", 0.8, alternatives=(Edit(o, o + 8, "overseas", "abroad", 0.1),))
+    r = score.suggestion_recall([spun], [original], [[right, wrong]])
+    assert (r["gold"], r["chosen"], r["in_suggestions"]) == (2, 1, 2)
+    assert (r["edits"], r["edits_with_alternatives"], r["rescued"]) == (2, 2, 1)
+    assert r["recall_chosen"] == 0.5 and r["recall_in_suggestions"] == 1.0
+    bare = score.suggestion_recall([spun], [original], [[Edit(b, b + 3, "big", "huge", 0.6)]])
+    assert (bare["chosen"], bare["in_suggestions"], bare["edits_with_alternatives"], bare["rescued"]) == (0, 0, 0, 0)

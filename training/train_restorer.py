@@ -245,7 +245,7 @@ def validate() -> dict:
     outs = r.infill([(it["text"], it["spans"]) for it in val_items])
     right = total = kept = alarms = 0
     for it, out in zip(val_items, outs):
-        for target, changed, (rep, _) in zip(it["targets"], it["changed"], out):
+        for target, changed, (rep, _, _) in zip(it["targets"], it["changed"], out):
             ok = rep is not None and compare_key(rep) == compare_key(" ".join(target.split()))
             if changed:
                 total += 1

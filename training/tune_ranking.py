@@ -89,7 +89,7 @@ class _Recorder(Restorer):
         for opts in options:
             self.records.append({"options": opts, "lp": logp[pos : pos + len(opts)]})
             pos += len(opts)
-            out.append((f"\x00{len(self.records) - 1}", 1.0))  # an index, read back in record()
+            out.append((f"\x00{len(self.records) - 1}", 1.0, []))  # an index, read back in record()
         return out
 
 
@@ -109,7 +109,7 @@ def record(model, items: list[dict], candidates: int, batch: int = 64) -> list[d
         for x in chunk:
             x["spans"] = []
         for job, reps in zip(jobs, outs):
-            for (a, c), (rep, _) in zip(job.spans, reps):
+            for (a, c), (rep, _, _) in zip(job.spans, reps):
                 chunk[job.text_index]["spans"].append({**rec.records[int(rep[1:])], "a": a, "b": c, "seg": job.seg[0]})
         print(f"  {b + len(chunk)}/{len(items)} paragraphs, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     return items

@@ -36,15 +36,16 @@ def detect(text: str, model=None) -> Detection:
     return _detect(text, model)
 
 
-def restore(text: str, model=None, greedy: bool = False) -> Restoration:
+def restore(text: str, model=None, greedy: bool = False, alternatives: int = 0) -> Restoration:
     """Restore one text's original wording: ``Restoration(text, edits)`` (offsets into the input).
 
     ``greedy=True`` skips the bundle's candidate ranking: faster, lower edit recall
-    (:meth:`degarble.model.Model.restore`).
+    (:meth:`degarble.model.Model.restore`). ``alternatives=3`` gives each edit up to three
+    runner-up suggestions (``Edit.alternatives``), for an editor to pick from.
     """
     from .model import restore as _restore
 
-    return _restore(text, model, greedy=greedy)
+    return _restore(text, model, greedy=greedy, alternatives=alternatives)
 
 
 __all__ = [

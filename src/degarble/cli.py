@@ -16,6 +16,7 @@ Nothing heavy is imported at start-up: torch and transformers load only inside
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import inspect
 import os
@@ -30,6 +31,7 @@ from . import __version__
 from .io import INPUT_FORMATS, MAX_TEXT_CHARS, ErrorLog, open_output, read_records, record_id
 from .model import GREEDY_HELP
 from .models.precision import PRECISION_HELP, PRECISIONS
+from .types import Edit
 
 PROG = "degarble"
 DEFAULT_BATCH_SIZE = 32
@@ -69,14 +71,22 @@ class _Formatter(argparse.HelpFormatter):
         return help_text
 
 
-def _positive_int(s: str) -> int:
+def _whole_number(s: str, least: int) -> int:
     try:
         v = int(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    if v < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {v}")
     return v
+
+
+def _positive_int(s: str) -> int:
+    return _whole_number(s, 1)
+
+
+def _non_negative_int(s: str) -> int:
+    return _whole_number(s, 0)
 
 
 def _probability(s: str) -> float:
@@ -165,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
               degarble detect articles.jsonl -o scores.jsonl
               degarble detect story.txt --format text
               degarble restore spun.jsonl --format diff | less -R
+              degarble review story.txt --format text -o story.fixed.txt
               degarble info
 
             Input records are JSON objects, one per line, with a "text" field; every other field passes
@@ -268,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
               degarble restore spun.jsonl -o restored.jsonl
               degarble restore story.txt --format text > story.restored.txt
               degarble restore spun.jsonl --format diff | less -R
+              degarble restore story.txt --format diff --alternatives 3   # runners-up to choose from
               degarble restore big.jsonl --greedy -o restored.jsonl   # faster, fewer edits"""
         ),
     )
@@ -280,8 +292,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="text: just the restored text; diff: each change 'before → after', highlighted",
     )
     p.add_argument("--greedy", action="store_true", help=GREEDY_HELP)
+    p.add_argument(
+        "--alternatives",
+        type=_non_negative_int,
+        default=0,
+        metavar="K",
+        help='also give each edit up to K runner-up suggestions ("alternatives": edits of their own, '
+        "best first; the chosen edits stay the same), for an editor to pick from",
+    )
     _add_color_arg(p)
     p.set_defaults(func=cmd_restore)
+
+    # review ----------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "review",
+        help="go through the suggested changes one by one: accept, reject or pick an alternative",
+        formatter_class=_Formatter,
+        description=(
+            "Restore each record, then ask about every suggested change on the terminal (questions on "
+            "standard error, answers from standard input): y accept, n reject, 1-9 take that alternative, "
+            "e type your own wording, a accept the rest of the record, r reject the rest. Writes the text "
+            "with only the accepted changes: \"restored\" and \"edits\" as restore does, plus \"rejected\". "
+            "At the end of the answers (EOF) the remaining changes are rejected: nothing changes unasked."
+        ),
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              degarble review story.txt --format text -o story.fixed.txt
+              degarble review articles.jsonl -o reviewed.jsonl --alternatives 5"""
+        ),
+    )
+    _add_input_args(p)
+    _add_model_args(p)
+    p.add_argument("--format", choices=("jsonl", "text"), default="jsonl",
+                   help="jsonl: each record with restored, edits and rejected; text: just the reviewed text")
+    p.add_argument("--alternatives", type=_positive_int, default=3, metavar="K",
+                   help="runner-up suggestions offered per change (0 is not allowed: use restore)")
+    _add_color_arg(p)
+    p.set_defaults(func=cmd_review)
 
     # info ------------------------------------------------------------------------------------
     p = sub.add_parser(
@@ -798,6 +846,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if not _accepts(restore_fn, "greedy"):
             raise UsageError("--greedy: this model's restore() has no greedy option (it cannot skip candidate ranking)")
         kwargs["greedy"] = True
+    if args.alternatives:
+        if args.greedy:
+            raise UsageError("--alternatives come from candidate ranking, which --greedy skips; use one of them")
+        if not _accepts(restore_fn, "alternatives"):
+            raise UsageError("--alternatives: this model's restore() cannot suggest alternatives")
+        kwargs["alternatives"] = args.alternatives
 
     def restore(texts: list[str]) -> list[Any]:
         return restore_fn(texts, **kwargs)
@@ -826,7 +880,129 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 out.write(
                     f"  {e['start']}-{e['end']}  {change}{_DIM if color else ''}{score}{_RESET if color else ''}\n"
                 )
+                for k, alt in enumerate(e.get("alternatives") or (), 1):
+                    alt_score = f"  ({float(alt['score']):.2f})" if alt.get("score") is not None else ""
+                    out.write(f"      or {k}: {alt['before']} → {alt['after']}{alt_score}\n")
             out.write(_ensure_newline(_diff_inline(rec[args.text_field], result["edits"], color)) + "\n")
+
+    try:
+        return _run_records(args, restore, lambda t: Restoration(t, []), render, args.batch_size)
+    except NotImplementedError as e:
+        raise UsageError(f"{_NO_RESTORER} ({e})" if str(e) else _NO_RESTORER) from e
+
+
+# --------------------------------------------------------------------------------------------
+# review
+
+_REVIEW_HELP = ("y accept, n reject, a number: that alternative, e: type your own wording, "
+                "a: accept this and the rest of the record, r: reject this and the rest")
+
+
+def _shown(after: str) -> str:
+    return after if after else "(delete)"
+
+
+def _context(text: str, edit: Edit, color: bool, width: int = 70) -> str:
+    """The edit in its surroundings on one line: about ``width`` characters either side."""
+    a = text.rfind(" ", 0, max(0, edit.start - width)) + 1 if edit.start > width else 0
+    b = text.find(" ", min(len(text), edit.end + width))
+    b = len(text) if b < 0 else b
+    marked = _diff_inline(text[a:b], [{"start": edit.start - a, "end": edit.end - a, "after": edit.after}], color)
+    return ("…" if a else "") + " ".join(marked.split()) + ("…" if b < len(text) else "")
+
+
+def review_edits(text: str, edits: list[Edit], ask: Callable[[str], str | None], tell: Callable[[str], None],
+                 color: bool = False) -> tuple[list[Edit], list[Edit]]:
+    """Ask about each edit in turn; return (accepted, rejected).
+
+    ``ask(prompt)`` returns the answer, or ``None`` when there are no more answers (the edit and all
+    after it are rejected). An accepted alternative or typed wording replaces the edit's ``after``
+    (its own span for an alternative); accepted edits carry no alternatives.
+    """
+    accepted: list[Edit] = []
+    rejected: list[Edit] = []
+    rest = None  # "a" or "r": the answer for the rest of the record
+    for k, e in enumerate(edits, 1):
+        if rest is None:
+            tell(f"[{k}/{len(edits)}] {_context(text, e, color)}")
+            score = f" ({e.score:.2f})" if e.score is not None else ""
+            tell(f"    {e.before} → {_shown(e.after)}{score}")
+            for j, alt in enumerate(e.alternatives, 1):
+                alt_score = f" ({alt.score:.2f})" if alt.score is not None else ""
+                tell(f"    {j}: {alt.before} → {_shown(alt.after)}{alt_score}")
+        numbers = f"/1-{len(e.alternatives)}" if len(e.alternatives) > 1 else "/1" if e.alternatives else ""
+        choice = rest
+        while choice is None:
+            answer = ask(f"  accept? [y/n{numbers}/e/a/r, ? for help] ")
+            if answer is None:
+                tell("  (no more answers: this change and the rest are rejected)")
+                choice = rest = "r"
+                break
+            answer = answer.strip().lower()
+            if answer in ("y", "n", "a", "r"):
+                choice = answer
+            elif answer.isdigit() and 1 <= int(answer) <= len(e.alternatives):
+                choice = answer
+            elif answer == "e":
+                typed = ask(f"  replace {e.before!r} with: ")
+                if typed is None:
+                    choice = rest = "r"
+                    break
+                accepted.append(Edit(e.start, e.end, e.before, typed.rstrip("\n"), None))
+                choice = "done"
+            else:
+                tell(f"  {_REVIEW_HELP}")
+        if choice in ("a", "r"):
+            rest = choice
+            choice = "y" if choice == "a" else "n"
+        if choice == "y":
+            accepted.append(dataclasses.replace(e, alternatives=()))
+        elif choice == "n":
+            rejected.append(dataclasses.replace(e, alternatives=()))
+        elif choice.isdigit():
+            accepted.append(dataclasses.replace(e.alternatives[int(choice) - 1], alternatives=()))
+    return accepted, rejected
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """``degarble review``: restore, then accept or reject each change on the terminal."""
+    from .edits import apply_edits
+    from .types import Restoration
+
+    if args.input == "-":
+        raise UsageError("review reads your answers from standard input: give the text as a file (IN)")
+    model = _load_model(args)
+    restore_fn = getattr(model, "restore", None)
+    if not callable(restore_fn) or getattr(model, "has_restorer", True) is False:
+        raise UsageError(_NO_RESTORER)
+    if not _accepts(restore_fn, "alternatives"):
+        raise UsageError("this model's restore() cannot suggest alternatives")
+    color = _use_color(args.color, sys.stderr)
+
+    def restore(texts: list[str]) -> list[Any]:
+        return restore_fn(texts, alternatives=args.alternatives)
+
+    def ask(prompt: str) -> str | None:
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        return line if line else None
+
+    def tell(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    def render(out, line: int, rec: dict, res: Any) -> None:
+        text = rec[args.text_field]
+        edits = sorted(res.edits, key=lambda e: e.start)
+        n = len(edits)
+        tell(f"## {_header(line, rec)}: {n} suggested change{'s' if n != 1 else ''}")
+        accepted, rejected = review_edits(text, edits, ask, tell, color)
+        restored = apply_edits(text, accepted)
+        if args.format == "text":
+            out.write(_ensure_newline(restored))
+        else:
+            out.write_record({**rec, "restored": restored, "edits": [e.to_dict() for e in accepted],
+                              "rejected": [e.to_dict() for e in rejected]})
 
     try:
         return _run_records(args, restore, lambda t: Restoration(t, []), render, args.batch_size)

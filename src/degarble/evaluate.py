@@ -437,6 +437,8 @@ class _Outputs:
     seconds: float
     # per text: its paragraphs as (start, end, is_spun); the restorer only rewrites spun ones
     paragraphs: list[list[tuple[int, int, bool]]] = field(default_factory=list)
+    # per text: the restorer's edits, kept when they carry alternatives (evaluate(alternatives=k))
+    edits: list[list] | None = None
 
 
 def can_restore(system: Any) -> bool:
@@ -445,21 +447,25 @@ def can_restore(system: Any) -> bool:
 
 
 def run_system(system: Any, s: EvalSet, batch_size: int = 32, quiet: bool = False,
-               restore: bool = True, greedy: bool = False) -> _Outputs:
+               restore: bool = True, greedy: bool = False, alternatives: int = 0) -> _Outputs:
     """Detect (and, with ``restore``, restore) every text of ``s``.
 
     ``greedy`` calls ``system.restore(..., greedy=True)`` (a bundle's restore without candidate
-    ranking). A restorer that raises :class:`NotImplementedError` gives ``restored = None``:
-    detection only.
+    ranking). ``alternatives=k`` asks it for up to ``k`` alternatives per edit and keeps the
+    edits (``edits``). A restorer that raises :class:`NotImplementedError` gives
+    ``restored = None``: detection only.
     """
     t0 = time.perf_counter()
     dets = _batched(system.detect, s.texts, batch_size, f"{system.name} detect {s.name}", quiet)
-    restored = None
+    restored = edits = None
     if restore and can_restore(system):
         try:
             restore_fn = functools.partial(system.restore, greedy=True) if greedy else system.restore
+            if alternatives:
+                restore_fn = functools.partial(restore_fn, alternatives=alternatives)
             rests = _batched(restore_fn, s.texts, batch_size, f"{system.name} restore {s.name}", quiet)
             restored = [r.text for r in rests]
+            edits = [list(r.edits) for r in rests] if alternatives else None
         except NotImplementedError:
             restored = None
     return _Outputs(
@@ -469,6 +475,7 @@ def run_system(system: Any, s: EvalSet, batch_size: int = 32, quiet: bool = Fals
         restored=restored,
         seconds=time.perf_counter() - t0,
         paragraphs=[_paragraph_flags(t, d) for t, d in zip(s.texts, dets, strict=True)],
+        edits=edits,
     )
 
 
@@ -528,17 +535,22 @@ def score_set(s: EvalSet, out: _Outputs, threshold: float, neg: EvalSet | None, 
         res["restoration"] = score.restoration_scores(s.spun, s.original, out.restored)
         res["restoration"]["gold_edits"] = score.edit_recall_breakdown(
             s.spun, s.original, out.restored, out.spans, out.paragraphs)
+        if out.edits is not None:
+            res["restoration"]["suggestions"] = score.suggestion_recall(s.spun, s.original, out.edits)
     return res
 
 
 def evaluate(
     systems: Sequence[Any], sets: Sequence[EvalSet], batch_size: int = 32, quiet: bool = False,
-    log: Callable[[str], None] = print, greedy: bool = False,
+    log: Callable[[str], None] = print, greedy: bool = False, alternatives: int = 0,
 ) -> tuple[dict, dict]:
     """Run every system on every set and score it.
 
     ``greedy`` restores with the model bundles' greedy mode (no candidate ranking; baselines are
-    unaffected); each system's entry in the report records ``"greedy"``.
+    unaffected); each system's entry in the report records ``"greedy"``. ``alternatives=k``
+    asks the model bundles for ``k`` alternatives per edit and scores them
+    (:func:`degarble.score.suggestion_recall`, ``restoration.suggestions``); the edits and every
+    other score stay as without it.
 
     :return: ``(report, raw)``: the JSON-ready report, and the raw per-paragraph outputs
         (``raw[system][set] -> _Outputs``) that the plots are drawn from.
@@ -551,8 +563,10 @@ def evaluate(
         outs: dict[str, _Outputs] = {}
         restores = can_restore(system)
         sys_greedy = greedy and getattr(system, "kind", "model") == "model"
+        sys_alts = alternatives if getattr(system, "kind", "model") == "model" and not sys_greedy else 0
         for s in sets:
-            outs[s.name] = run_system(system, s, batch_size, quiet, restore=restores, greedy=sys_greedy)
+            outs[s.name] = run_system(system, s, batch_size, quiet, restore=restores, greedy=sys_greedy,
+                                      alternatives=sys_alts)
             # a restorer that turned out not to exist: detection only from now on
             restores = restores and outs[s.name].restored is not None
         raw[system.name] = outs
@@ -569,6 +583,7 @@ def evaluate(
             "threshold": threshold,
             "precision": getattr(system, "precision", None),
             "greedy": sys_greedy and restores,
+            "alternatives": sys_alts if restores else 0,
             "restores": restores,
             "config": system.config() if getattr(system, "kind", "model") == "baseline" else {},
             "seconds": round(sum(o.seconds for o in outs.values()), 2),
@@ -646,6 +661,17 @@ def markdown_summary(report: dict) -> str:
             lines.append(f"| {r['set']} | {r['system']} | {g['gold']} | {_pct(sh['restored'])} | "
                          f"{_pct(sh['flagged_not_restored'])} | {_pct(sh['words_not_flagged'])} | "
                          f"{_pct(sh['paragraph_not_flagged'])} |")
+        lines.append("")
+    sugg = [r for r in rest if r["restoration"].get("suggestions")]
+    if sugg:
+        lines += ["**Alternatives** (gold edits restored by the chosen edits, and by the chosen edits or one "
+                  "alternative in place of its edit, in %; wrong edits with a right alternative)", "",
+                  "| set | system | gold edits | chosen | with an alternative | wrong edits rescued |",
+                  "|---|---|--:|--:|--:|--:|"]
+        for r in sugg:
+            g = r["restoration"]["suggestions"]
+            lines.append(f"| {r['set']} | {r['system']} | {g['gold']} | {_pct(g['recall_chosen'])} | "
+                         f"{_pct(g['recall_in_suggestions'])} | {g['rescued']} of {g['edits'] - g['chosen']} |")
         lines.append("")
     clean = [r for r in rows if _is_clean(report, r["set"])]
     if clean:
@@ -841,6 +867,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", choices=PRECISIONS,
                    help=PRECISION_HELP + "; the report records it")
     g.add_argument("--greedy", action="store_true", help=GREEDY_HELP + "; the report records it")
+    g.add_argument("--alternatives", type=int, default=0, metavar="K",
+                   help="ask the model for K alternatives per edit and score them (how many gold edits an "
+                        "editor could restore by picking one: restoration.suggestions); other scores unchanged")
     g.add_argument("--baselines-only", action="store_true", help="do not load a model bundle")
     g.add_argument("--batch-size", type=int, default=32, help="texts per model call")
     g = parser.add_argument_group("where")
@@ -879,6 +908,8 @@ def _load_systems(args: argparse.Namespace, log) -> tuple[list[Any], list[str]]:
 
             if args.greedy and can_restore(model) and not _accepts(model.restore, "greedy"):
                 raise SetError("--greedy: this model's restore() has no greedy option")
+            if args.alternatives and can_restore(model) and not _accepts(model.restore, "alternatives"):
+                raise SetError("--alternatives: this model's restore() cannot suggest alternatives")
             systems.append(model)
     systems += [DoNothing(), FGWS.from_thesaurus()]
     for n in notes:
@@ -897,6 +928,10 @@ def run_eval_from_args(args: argparse.Namespace) -> int:
     try:
         if args.limit is not None and args.limit < 1:
             raise SetError("--limit must be at least 1")
+        if args.alternatives < 0:
+            raise SetError("--alternatives must be at least 0")
+        if args.alternatives and args.greedy:
+            raise SetError("--alternatives come from candidate ranking, which --greedy skips; use one of them")
         if args.clean and not args.pairs:
             raise SetError("--clean goes with --pairs (the clean texts are the negatives for your pairs)")
         sets: list[EvalSet] = []
@@ -928,7 +963,7 @@ def run_eval_from_args(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     report, raw = evaluate(systems, sets, batch_size=args.batch_size, quiet=args.quiet, log=log,
-                           greedy=args.greedy)
+                           greedy=args.greedy, alternatives=args.alternatives)
     report["notes"] = sys_notes + notes
     skipped = sum(s.info.get("skipped_lines", 0) for s in sets)
     report["skipped_lines"] = skipped

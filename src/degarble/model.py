@@ -128,23 +128,29 @@ class Model:
             return self.detector.detect(list(texts), batch_size=batch_size, threshold=threshold)
 
     def restore(self, texts: list[str], batch_size: int = 32, threshold: float | None = None,
-                greedy: bool = False) -> list[Restoration]:
+                greedy: bool = False, alternatives: int = 0) -> list[Restoration]:
         """Restore the original wording of each text (needs a bundle with a restorer).
 
         The detector flags spans first; the restorer rewrites only those, in paragraphs judged
         spun (at ``threshold``, default the bundle's), so everything else comes back byte for byte.
         ``greedy=True`` skips the bundle's candidate ranking (if it has one) and takes each
         span's greedy replacement at the bundle's ``greedy_min_score``: about 1.5x faster, lower
-        edit recall (README, "How restoring works").
+        edit recall (README, "How restoring works"). ``alternatives=k`` also gives each edit up
+        to ``k`` runners-up of the ranking (``Edit.alternatives``), for an editor to choose from;
+        the edits themselves stay the same.
         """
         if isinstance(texts, str):
             raise TypeError("Model.restore() takes a list of texts; use degarble.restore(text) for one")
+        if alternatives and greedy:
+            raise ValueError("alternatives come from candidate ranking; greedy=True skips it")
         if self.restorer is None:
             raise NotImplementedError(
                 f"bundle {self.name!r} has no restorer; it can only detect (degarble detect)"
             )
         texts = list(texts)
         restorer = self._greedy() if greedy else self.restorer
+        if alternatives:
+            restorer = restorer.with_alternatives(alternatives)
         with _collector_paused():
             detections = self.detector.detect(texts, batch_size=batch_size, threshold=threshold)
             return restorer.restore(texts, detections, batch_size=batch_size)
@@ -192,12 +198,13 @@ def detect(text: str, model: str | os.PathLike | None = None) -> Detection:
     return load(model).detect([text])[0]
 
 
-def restore(text: str, model: str | os.PathLike | None = None, greedy: bool = False) -> Restoration:
+def restore(text: str, model: str | os.PathLike | None = None, greedy: bool = False,
+            alternatives: int = 0) -> Restoration:
     """Restore one text's original wording with the default (or given) bundle
     (``greedy``: see :meth:`Model.restore`)."""
     if not isinstance(text, str):
         raise TypeError(f"restore() needs a str, got {type(text).__name__}")
-    return load(model).restore([text], greedy=greedy)[0]
+    return load(model).restore([text], greedy=greedy, alternatives=alternatives)[0]
 
 
 __all__ = ["BundleError", "Model", "detect", "load", "restore"]

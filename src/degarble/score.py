@@ -387,6 +387,42 @@ def edit_recall_breakdown(
     return {"gold": gold, **counts, "shares": {k: v / gold if gold else 0.0 for k, v in counts.items()}}
 
 
+def suggestion_recall(spun: Sequence[str], original: Sequence[str], edits: Sequence[Sequence]) -> dict:
+    """What an editor gains from each edit's alternatives (:attr:`degarble.types.Edit.alternatives`).
+
+    A gold edit (``edit_triples(spun, original)``) counts as ``chosen`` when the restorer's own
+    edits make it, and as ``in_suggestions`` when they do or when putting one alternative in place
+    of its edit does (one swap at a time, the other edits kept). Also counted: the predicted edits,
+    those with any alternative, and those that are wrong while an alternative of theirs is right
+    (``rescued``). Recall shares are over all gold edits, so they compare with edit recall.
+    """
+    from .edits import apply_edits
+
+    gold_n = chosen = found = n_edits = with_alts = rescued = 0
+    for s, o, es in zip(spun, original, edits, strict=True):
+        gold = edit_triples(s, o)
+        es = sorted(es, key=lambda e: e.start)
+        made = edit_triples(s, apply_edits(s, es)) & gold
+        hits = set(made)
+        for i, e in enumerate(es):
+            n_edits += 1
+            with_alts += bool(e.alternatives)
+            right_alt = False
+            for alt in e.alternatives:
+                new = edit_triples(s, apply_edits(s, [*es[:i], alt, *es[i + 1 :]])) & gold
+                right_alt |= bool(new - made)
+                hits |= new
+            own = edit_triples(s, apply_edits(s, [e])) & gold
+            rescued += right_alt and not own
+        gold_n += len(gold)
+        chosen += len(made)
+        found += len(hits)
+    return {"gold": gold_n, "chosen": chosen, "in_suggestions": found, "edits": n_edits,
+            "edits_with_alternatives": with_alts, "rescued": rescued,
+            "recall_chosen": chosen / gold_n if gold_n else 0.0,
+            "recall_in_suggestions": found / gold_n if gold_n else 0.0}
+
+
 def wer_tokens(text: str) -> list[str]:
     """The tokens word error rate counts: each word of :func:`words` and each punctuation mark
     between words as its own token, all as :func:`compare_key` forms."""

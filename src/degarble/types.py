@@ -13,7 +13,9 @@ class Edit:
     """One change toward the clean wording: ``text[start:end] == before``; put ``after`` there.
 
     ``score`` is the model's confidence for predicted edits and ``None`` for gold edits
-    (those that :func:`degarble.spin` returns).
+    (those that :func:`degarble.spin` returns). ``alternatives`` (only when asked for, e.g.
+    ``degarble.restore(text, alternatives=3)``) are the restorer's next-best suggestions for the
+    same flagged words, best first, each an edit of its own that can be applied instead of this one.
     """
 
     start: int
@@ -21,11 +23,14 @@ class Edit:
     before: str
     after: str
     score: float | None = None
+    alternatives: tuple[Edit, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict:
         d = {"start": self.start, "end": self.end, "before": self.before, "after": self.after}
         if self.score is not None:
             d["score"] = round(float(self.score), 4)
+        if self.alternatives:
+            d["alternatives"] = [a.to_dict() for a in self.alternatives]
         return d
 
 

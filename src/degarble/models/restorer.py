@@ -36,6 +36,7 @@ decoding the output back into text.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import re
@@ -354,6 +355,7 @@ class Restorer:
         self._torch = torch
         self.rank = dict(rank) if rank else None
         self.context = context
+        self.alternatives = 0  # runners-up reported per edit (with_alternatives); ranking only
         marker_ids(tokenizer)  # fail early on a vocabulary without the markers
 
     def greedy(self, min_score: float | None = None) -> Restorer:
@@ -364,6 +366,19 @@ class Restorer:
         other.rank = None
         if min_score is not None:
             other.min_score = float(min_score)
+        return other
+
+    def with_alternatives(self, k: int) -> Restorer:
+        """This restorer, also reporting up to ``k`` alternatives per edit: the ranking's next-best
+        options for the same span (:attr:`degarble.types.Edit.alternatives`), for an editor to pick
+        from. It shares the weights. The chosen edits stay the same; finding the runners-up scores
+        a few more options per span. Needs candidate ranking (a greedy restorer has no options)."""
+        if k < 0:
+            raise ValueError(f"alternatives must be >= 0, got {k}")
+        if k and not self.rank:
+            raise ValueError("alternatives need candidate ranking; this restorer decodes greedily")
+        other = copy.copy(self)
+        other.alternatives = int(k)
         return other
 
     @classmethod
@@ -380,20 +395,22 @@ class Restorer:
         return cls(model, tok, **settings)
 
     # -- the seq2seq step ---------------------------------------------------------------------
-    def infill(self, items: list[tuple[str, list[tuple[int, int]]]], batch_size: int = 32) -> list[list[tuple[str | None, float]]]:
-        """For each ``(text, spans)``: the generated replacement and its probability, per span.
+    def infill(self, items: list[tuple[str, list[tuple[int, int]]]],
+               batch_size: int = 32) -> list[list[tuple[str | None, float, list]]]:
+        """For each ``(text, spans)``, per span: the replacement, its probability and the
+        alternatives (:meth:`with_alternatives`; ``[]`` unless asked for, and without ranking).
 
         ``spans`` are character spans of ``text`` to rewrite. A piece whose encoding would exceed
         ``max_length`` tokens is split by span groups, never truncated. A span whose replacement
         does not end within the length budget, or whose probability falls below ``min_score``
-        while it is written, gets ``(None, 0.0)`` (left alone).
+        while it is written, gets ``(None, 0.0, [])`` (left alone).
         """
         torch = self._torch
         encoded = []  # (item, first span, encoder ids, span texts)
         for k, (text, spans) in enumerate(items):
             encoded += self._encode_within_limit(k, text, spans)
         near = [_neighbours(text, spans) for text, spans in items] if self.rank else None
-        parts: dict[tuple[int, int], list[tuple[str | None, float]]] = {}
+        parts: dict[tuple[int, int], list[tuple[str | None, float, list]]] = {}
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][2]))
         for b in range(0, len(order), batch_size):
             batch = [encoded[i] for i in order[b : b + batch_size]]
@@ -410,14 +427,14 @@ class Restorer:
             for e in batch:
                 parts[(e[0], e[1])] = outs[pos : pos + len(e[3])]
                 pos += len(e[3])
-        results: list[list[tuple[str | None, float]]] = [[] for _ in items]
+        results: list[list[tuple[str | None, float, list]]] = [[] for _ in items]
         for (k, _first), segs in sorted(parts.items()):
             results[k].extend(segs)
         return results
 
     def _decode_rows(self, cross: SharedCrossAttention, mask, rows: list[int], prompts: list[list[int]],
-                     span_texts: list[str] | None = None, around=None) -> list[tuple[str | None, float]]:
-        """(replacement, probability) for every decoder row: greedy decoding, then, with ``rank``,
+                     span_texts: list[str] | None = None, around=None) -> list[tuple[str | None, float, list]]:
+        """(replacement, probability, alternatives) for every decoder row: greedy decoding, then, with ``rank``,
         the choice among candidates (:meth:`_rerank`; needs ``span_texts`` and ``around``).
 
         ``cross`` holds the encoder states of the batch's pieces; row ``r`` reads piece ``rows[r]``.
@@ -430,7 +447,8 @@ class Restorer:
         greedy = self._greedy(start)
         if self.rank:
             return self._rerank(start, span_texts, greedy, around)
-        return [(None, 0.0) if ids is None else (detokenize(self.tokenizer, ids), math.exp(lp)) for ids, lp in greedy]
+        return [(None, 0.0, []) if ids is None else (detokenize(self.tokenizer, ids), math.exp(lp), [])
+                for ids, lp in greedy]
 
     def _prompt(self, cross: SharedCrossAttention, mask, rows: list[int], prompts: list[list[int]]) -> _Prompted:
         """Every row's forced prompt through the decoder (right-padded, the padding masked out):
@@ -558,8 +576,10 @@ class Restorer:
                     o.fit = float(f)
         return out
 
-    def _rerank(self, start: _Prompted, span_texts, greedy, around) -> list[tuple[str | None, float]]:
-        """Choose each span's replacement among candidates, by likelihood and prior.
+    def _rerank(self, start: _Prompted, span_texts, greedy, around) -> list[tuple[str | None, float, list]]:
+        """Choose each span's replacement among candidates, by likelihood and prior: per span,
+        ``(replacement, probability, alternatives)``, the last the ``self.alternatives`` best
+        other options that change the span, as ``(replacement, probability)``, best first.
 
         The options (:meth:`rank_options`): the span itself, the spinner tables' originals for
         it and the greedy replacement. Each is scored ``log P_model(option) + prior_weight x
@@ -571,7 +591,8 @@ class Restorer:
         ``"likelihood"``, the model's own probability of the winner, as greedy decoding reports
         it; with ``"learned"``, a logistic model of "this edit is right" over the winner's
         features (:func:`confidence_features`, weights ``"confidence_weights"``, fitted by
-        ``training/tune_ranking.py``). With ``"shortlist": S`` the model scores only the span,
+        ``training/tune_ranking.py``); an alternative's probability is computed the same way, as if
+        it had won. With ``"shortlist": S`` the model scores only the span,
         the greedy output and the ``S`` other options with the best prior and fit. The model's
         likelihoods continue the greedy pass's prompt cache (:meth:`_continuations`), and the
         greedy output's is already known.
@@ -600,35 +621,44 @@ class Restorer:
                 rest = sorted((x for x in scored[1:] if not x[0].generated), key=lambda x: -x[1])[: int(shortlist)]
                 scored = [scored[0], *(x for x in scored[1:] if x[0].generated), *rest]
             options.append(scored)
+        # the winner, and with ``alternatives`` the runners-up: the span itself may be among the
+        # best, so two more than asked are scored exactly
+        top = 1 + (self.alternatives + 1 if self.alternatives else 0)
         logp = self._option_logps(start, greedy, [[(o.text, pre) for o, pre in s] for s in options],
-                                  exhaustive=confidence == "share")
+                                  exhaustive=confidence == "share", top=top)
+
+        def conf(k: int, opts, model: list, scores: list[float], n_options: int) -> float:
+            """The probability reported for option ``k`` of a span (what ``min_score`` is compared with)."""
+            if confidence == "share":
+                z = max(scores)
+                return math.exp(scores[k] - z) / sum(math.exp(x - z) for x in scores)
+            if confidence == "likelihood":
+                return math.exp(model[k])
+            return logistic(learned, confidence_features(opts[k][0], opts[0][0], n_options, model[k],
+                                                         keep_prior, gen_prior))
+
         out, pos = [], 0
         for opts, n_options in zip(options, counts):
             model = logp[pos : pos + len(opts)]
             pos += len(opts)
             scores = [-math.inf if lp is None else lp + pre for lp, (_, pre) in zip(model, opts)]
-            best = max(range(len(opts)), key=scores.__getitem__)
-            z = max(scores)
-            if confidence == "share":
-                conf = 1.0 / sum(math.exp(x - z) for x in scores)
-            elif confidence == "likelihood":
-                conf = math.exp(model[best])
-            else:
-                feats = confidence_features(opts[best][0], opts[0][0], n_options, model[best], keep_prior, gen_prior)
-                conf = logistic(learned, feats)
-            out.append((opts[best][0].text, conf))
+            ranked = sorted(range(len(opts)), key=lambda k: -scores[k])[:top]
+            # runners-up that change the span (option 0 is the span itself), best first
+            alts = [(opts[k][0].text, conf(k, opts, model, scores, n_options))
+                    for k in ranked[1:] if k and scores[k] > -math.inf][: self.alternatives]
+            out.append((opts[ranked[0]][0].text, conf(ranked[0], opts, model, scores, n_options), alts))
         return out
 
-    def _option_logps(self, start: _Prompted, greedy, options, exhaustive: bool) -> list[float | None]:
+    def _option_logps(self, start: _Prompted, greedy, options, exhaustive: bool, top: int = 1) -> list[float | None]:
         """The model's log likelihood of every option of :meth:`_rerank` (flattened), or ``None``
-        for an option that cannot win, when not ``exhaustive``.
+        for an option that cannot win (be among its span's ``top`` best), when not ``exhaustive``.
 
         The greedy output's likelihood is already known (where its words tokenize back the same).
         An option's likelihood is at most that of its first token, which the prompt pass gave for
         free, so an option whose first-token probability plus its prior score is below a score
         already reached for its span cannot win and is not scored. Best first, in rounds: each round
         scores, for every span, its option of best bound among those that can still win (branch and
-        bound: the winner and its probability are exactly those of scoring everything).
+        bound: the ``top`` best options and their scores are exactly those of scoring everything).
         """
         import math
 
@@ -648,11 +678,13 @@ class Restorer:
             return logp
         first = start.first[torch.tensor([i for i, _, _ in flat]), torch.tensor([t[0] for _, t, _ in flat])]
         bound = [lp + pre for lp, (_, _, pre) in zip(first.tolist(), flat)]
-        reached: dict[int, float] = {}  # per span: the best score of an option scored so far
         while True:
+            scored: dict[int, list[float]] = {}  # per span: the scores of its options scored so far
             for k, (i, _, pre) in enumerate(flat):
                 if logp[k] is not None:
-                    reached[i] = max(reached.get(i, -math.inf), logp[k] + pre)
+                    scored.setdefault(i, []).append(logp[k] + pre)
+            # per span: the score an option must reach to be among the ``top`` best
+            reached = {i: sorted(xs, reverse=True)[top - 1] for i, xs in scored.items() if len(xs) >= top}
             todo: dict[int, int] = {}  # per span: its unscored option of best bound that can still win
             for k, (i, _, _) in enumerate(flat):
                 if logp[k] is None and bound[k] >= reached.get(i, -math.inf) and (i not in todo or bound[k] > bound[todo[i]]):
@@ -725,8 +757,8 @@ class Restorer:
         edits: list[list[Edit]] = [[] for _ in texts]
         for job, reps in zip(jobs, outs):
             text = texts[job.text_index]
-            for (a, b), (rep, score) in zip(job.spans, reps):
-                e = self._edit(text, a, b, rep, score, job.seg[0])
+            for (a, b), (rep, score, alts) in zip(job.spans, reps):
+                e = self._edit(text, a, b, rep, score, job.seg[0], alts)
                 if e is not None:
                     edits[job.text_index].append(e)
         from ..edits import apply_edits
@@ -759,12 +791,24 @@ class Restorer:
             jobs.append(_Job(ti, (a, b), [(sub[i].start, sub[j].end) for i, j in runs]))
         return jobs
 
-    def _edit(self, text: str, a: int, b: int, rep: str | None, score: float, seg_start: int) -> Edit | None:
+    def _edit(self, text: str, a: int, b: int, rep: str | None, score: float, seg_start: int,
+              alternatives: list[tuple[str, float]] = ()) -> Edit | None:
+        """The edit that puts ``rep`` in place of ``text[a:b]``, or ``None`` (no replacement, the
+        span kept, or ``score`` below ``min_score``), with ``alternatives`` as edits of their own."""
         before = text[a:b]
         if rep is None or score < self.min_score:
             return None
         if compare_key(rep) == compare_key(before):
             return None  # the model kept the span: the detector's flag was a false alarm
+        main = self._change(text, a, b, rep, score, seg_start)
+        alts = [self._change(text, a, b, r, s, seg_start) for r, s in alternatives if compare_key(r) != compare_key(before)]
+        return dataclasses.replace(main, alternatives=tuple(x for x in alts if (x.start, x.end, x.after) !=
+                                                            (main.start, main.end, main.after)))
+
+    def _change(self, text: str, a: int, b: int, rep: str, score: float, seg_start: int) -> Edit:
+        """``rep`` in place of ``text[a:b]``: its capitalisation and quotes follow the text, and
+        words it shares with the span at either end are left out of the edit."""
+        before = text[a:b]
         curly = text.count("’") > text.count("'")
         after = restore_case(before, rep, _sentence_initial(text, a, seg_start), curly) if rep else ""
         s, e, after = trim_common_words(before, after)
