@@ -65,11 +65,14 @@ def edits_at_any_score(detector, restorer, sets: dict[str, list[str]], threshold
 
     ``threshold``: the paragraph threshold the detector judges at (default: its own).
     """
+    from degarble.model import _collector_paused
+
     saved = restorer.min_score
     restorer.min_score = 0.0
     try:
-        return {name: [r.edits for r in restorer.restore(texts, detector.detect(texts, threshold=threshold))]
-                for name, texts in sets.items()}
+        with _collector_paused():  # as Model.restore does: the ranking's many short-lived objects
+            return {name: [r.edits for r in restorer.restore(texts, detector.detect(texts, threshold=threshold))]
+                    for name, texts in sets.items()}
     finally:
         restorer.min_score = saved
 

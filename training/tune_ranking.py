@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from degarble.edits import apply_edits
+from degarble.model import _collector_paused
 from degarble.models.restorer import (
     CONFIDENCE_FEATURES,
     RANK_DEFAULTS,
@@ -103,9 +104,10 @@ def record(model, items: list[dict], candidates: int, batch: int = 64) -> list[d
     for b in range(0, len(items), batch):
         chunk = items[b : b + batch]
         texts = [x["text"] for x in chunk]
-        jobs = [j for ti, (t, d) in enumerate(zip(texts, model.detector.detect(texts))) for j in rec._jobs(ti, t, d)]
-        outs = rec.infill([(texts[j.text_index][j.seg[0] : j.seg[1]], [(a - j.seg[0], c - j.seg[0]) for a, c in j.spans])
-                           for j in jobs])
+        with _collector_paused():  # as Model.restore does: the ranking's many short-lived objects
+            jobs = [j for ti, (t, d) in enumerate(zip(texts, model.detector.detect(texts))) for j in rec._jobs(ti, t, d)]
+            outs = rec.infill([(texts[j.text_index][j.seg[0] : j.seg[1]], [(a - j.seg[0], c - j.seg[0]) for a, c in j.spans])
+                               for j in jobs])
         for x in chunk:
             x["spans"] = []
         for job, reps in zip(jobs, outs):

@@ -35,6 +35,7 @@ decoding the output back into text.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import dataclasses
 import functools
@@ -831,7 +832,8 @@ def length_groups(lengths: list[int], overhead: int = 128) -> list[list[int]]:
     if not order:
         return []
     distinct = sorted(set(lengths))
-    upto = [sum(1 for x in lengths if x <= d) for d in distinct]  # rows with a length up to distinct[j]
+    ordered = sorted(lengths)
+    upto = [bisect.bisect_right(ordered, d) for d in distinct]  # rows with a length up to distinct[j]
     best = [0.0] + [math.inf] * len(distinct)  # best[j]: cost of the rows with the j shortest lengths
     cut = [0] * (len(distinct) + 1)
     for j in range(1, len(distinct) + 1):
