@@ -280,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
               degarble restore story.txt --format text > story.restored.txt
               degarble restore spun.jsonl --format diff | less -R
               degarble restore story.txt --format diff --alternatives 3   # runners-up to choose from
+              degarble restore story.txt --format html --alternatives 3 -o review.html
               degarble restore big.jsonl --greedy -o restored.jsonl   # faster, fewer edits"""
         ),
     )
@@ -287,9 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument(
         "--format",
-        choices=("jsonl", "text", "diff"),
+        choices=("jsonl", "text", "diff", "html"),
         default="jsonl",
-        help="text: just the restored text; diff: each change 'before → after', highlighted",
+        help="text: just the restored text; diff: each change 'before → after', highlighted; html: a page "
+        "to open in a browser, every change a menu (suggestion, alternatives, original) and the result to copy",
     )
     p.add_argument("--greedy", action="store_true", help=GREEDY_HELP)
     p.add_argument(
@@ -856,12 +858,23 @@ def cmd_restore(args: argparse.Namespace) -> int:
     def restore(texts: list[str]) -> list[Any]:
         return restore_fn(texts, **kwargs)
 
+    page_started = False
+
     def render(out, line: int, rec: dict, res: Any) -> None:
+        nonlocal page_started
         d = _as_dict(res)
         result = {"restored": d.get("restored", d.get("text")), "edits": [_as_dict(e) for e in d["edits"]]}
         if not isinstance(result["restored"], str):
             raise TypeError("model result has no restored text")
-        if args.format == "jsonl":
+        if args.format == "html":
+            from .review_page import HEAD, record_block
+
+            block = record_block(_header(line, rec), rec[args.text_field], [Edit.from_dict(e) for e in result["edits"]])
+            if not page_started:
+                out.write(HEAD)
+                page_started = True
+            out.write(block)
+        elif args.format == "jsonl":
             d.pop("text", None)  # a Restoration-shaped dict: its "text" is ours under "restored"
             out.write_record({**rec, **d, **result})
         elif args.format == "text":

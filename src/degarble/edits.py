@@ -35,3 +35,32 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
         pos = e.end
     out.append(text[pos:])
     return "".join(out)
+
+
+def choice_segments(text: str, edits: Iterable[Edit]) -> list[str | dict]:
+    """``text`` cut into untouched pieces (strings) and one choice per edit, for a reviewer.
+
+    Each choice is ``{"start", "end", "original", "options": [{"text", "score"}, ...]}``: the
+    options are the edit's own replacement, then its alternatives (:attr:`Edit.alternatives`),
+    each written out for the same stretch ``text[start:end]`` (the edit and its alternatives,
+    which may cover different words of it, together), and ``original`` is that stretch as it
+    stands (rejecting the change). Joining the pieces with every first option gives
+    ``apply_edits(text, edits)``; with every ``original``, ``text``.
+    """
+    out: list[str | dict] = []
+    pos = 0
+    for e in sorted(edits, key=lambda e: (e.start, e.end)):
+        group = [e, *e.alternatives]
+        start, end = min(x.start for x in group), max(x.end for x in group)
+        if start < pos:
+            raise EditError(f"overlapping edits at {start}:{end}")
+        for x in group:
+            if text[x.start : x.end] != x.before:
+                raise EditError(f"edit {x.start}:{x.end} expects {x.before!r}, text has {text[x.start:x.end]!r}")
+        out.append(text[pos:start])
+        options = [{"text": text[start : x.start] + x.after + text[x.end : end],
+                    "score": None if x.score is None else round(float(x.score), 4)} for x in group]
+        out.append({"start": start, "end": end, "original": text[start:end], "options": options})
+        pos = end
+    out.append(text[pos:])
+    return [s for s in out if s != ""]

@@ -33,6 +33,12 @@ class Edit:
             d["alternatives"] = [a.to_dict() for a in self.alternatives]
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Edit:
+        """The edit :meth:`to_dict` wrote (alternatives included)."""
+        return cls(int(d["start"]), int(d["end"]), d["before"], d["after"], d.get("score"),
+                   tuple(cls.from_dict(a) for a in d.get("alternatives") or ()))
+
 
 @dataclass(frozen=True)
 class Span:
