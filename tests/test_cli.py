@@ -147,7 +147,7 @@ def test_help_has_examples(capsys):
         ["detect", "x.jsonl", "--no-such-flag"],
         ["detect", "--batch-size", "0"],
         ["detect", "--threshold", "1.5"],
-        ["restore", "--format", "html"],
+        ["restore", "--format", "xml"],
         ["frobnicate"],
     ],
 )
@@ -554,6 +554,23 @@ def test_restore_alternatives_reach_the_output(tmp_path, tiny_ranked_bundle, mon
                  "--color", "never"]) == 0
     diff = capsys.readouterr().out
     assert "or 1: " in diff and "Second" in diff and "or 2: " not in diff
+
+
+def test_min_score_reaches_the_model(tmp_path, tiny_ranked_bundle, tagged_infill, monkeypatch, capsys):
+    """--min-score replaces the bundle's calibrated min_score, for restore and for review (the fake
+    model step scores every replacement 0.5: under the bundle's 0.9, over 0.4)."""
+    text = "The deputy overseas minister said so."
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": text}])
+    assert main(["restore", src, "--model", str(tiny_ranked_bundle), "--min-score", "0.4"]) == 0
+    (rec,) = read_jsonl(capsys.readouterr().out)
+    assert rec["edits"] and {e["after"].lower() for e in rec["edits"]} == {"ranked"}
+    monkeypatch.setattr(sys, "stdin", io.StringIO("r\n"))
+    assert main(["review", src, "--model", str(tiny_ranked_bundle), "--min-score", "0.4", "--alternatives", "0"]) == 0
+    (reviewed,) = read_jsonl(capsys.readouterr().out)
+    assert reviewed["edits"] == [] and len(reviewed["rejected"]) == len(rec["edits"])
+    assert [x[1] for x in tagged_infill] == [0.4, 0.4]
+    assert main(["restore", src, "--model", str(tiny_ranked_bundle), "--min-score", "2"]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err
 
 
 def test_restore_alternatives_with_greedy_is_a_usage_error(tmp_path, tiny_ranked_bundle, capsys):

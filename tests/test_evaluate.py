@@ -339,6 +339,37 @@ def test_alternatives_are_scored_and_recorded(workspace, monkeypatch, capsys):
     assert "which --greedy skips" in capsys.readouterr().err
 
 
+class ThresholdFake(FakeModel):
+    """Restores as FakeModel, remembering the min_score it was asked for."""
+
+    def __init__(self):
+        self.asked: list = []
+
+    def restore(self, texts, min_score=None):
+        self.asked.append(min_score)
+        return super().restore(texts)
+
+
+def test_min_score_reaches_the_model_and_is_recorded(workspace, monkeypatch, capsys):
+    model = ThresholdFake()
+    monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: model)
+    out = workspace / "out"
+    shared = ["--shared", str(workspace / "shared")]
+    assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), *shared, "--min-score", "0.25",
+                "--output", str(out / "r.json"), "--summary", str(out / "s.md"), "--no-plots"]) == 0
+    report = json.loads((out / "r.json").read_text())
+    assert [(s["name"], s["min_score"]) for s in report["systems"]] == [("fake", 0.25), ("do-nothing", None),
+                                                                       ("fgws", None)]
+    assert model.asked and set(model.asked) == {0.25}
+    assert "min_score 0.25" in (out / "s.md").read_text()
+    capsys.readouterr()
+    assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), *shared, "--min-score", "1.5"]) == 2
+    assert "--min-score must be between 0 and 1" in capsys.readouterr().err
+    monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: FakeModel())
+    assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), *shared, "--min-score", "0.2"]) == 2
+    assert "has no min_score option" in capsys.readouterr().err
+
+
 def test_greedy_with_a_model_that_cannot_is_an_error(workspace, capsys):
     # FakeModel.restore takes no greedy option
     assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), "--shared", str(workspace / "shared"),

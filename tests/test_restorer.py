@@ -442,6 +442,22 @@ def test_restorer_batch_method_and_api(tiny_full_bundle):
     assert isinstance(Restorer, type)
 
 
+def test_min_score_replaces_the_calibrated_one_for_a_call(tiny_ranked_bundle, tagged_infill):
+    """``restore(min_score=p)`` restores at ``p`` (ranked or greedy), leaving the bundle's restorers
+    as they were; the fake model step scores every replacement 0.5."""
+    model = degarble.load(tiny_ranked_bundle)
+    text = "The deputy overseas minister said so."
+    assert model.restore([text]) == [Restoration(text, [])]  # 0.5 < the calibrated 0.9
+    low = model.restore([text], min_score=0.45)[0]
+    assert low.edits and {e.after.lower() for e in low.edits} == {"ranked"}
+    assert model.restore([text], greedy=True, min_score=0.6) == [Restoration(text, [])]  # 0.5 < 0.6
+    assert tagged_infill == [({"candidates": 4}, 0.9), ({"candidates": 4}, 0.45), (None, 0.6)]
+    assert model.restorer.min_score == 0.9 and model._greedy().min_score == 0.3
+    assert degarble.restore(text, model=tiny_ranked_bundle, min_score=0.45) == low
+    with pytest.raises(ValueError, match="min_score"):
+        model.restore([text], min_score=1.5)
+
+
 def test_greedy_restore_skips_ranking_at_the_greedy_min_score(tiny_ranked_bundle, tagged_infill):
     """``restore(greedy=True)`` on a bundle with ``rank`` and ``greedy_min_score`` uses a restorer
     without ranking at that min_score (sharing the weights); the default keeps the ranked one."""
@@ -589,7 +605,7 @@ def test_pruned_candidate_scoring_chooses_as_scoring_everything(tiny_restorer, m
         # the random model gives every token about the same probability: a heavy prior weight
         # spreads the options apart, so that bounds can rule some out (more weight for more kept)
         tiny_restorer.rank = {"candidates": 24, "prior_weight": prior_weight, "confidence": "likelihood"}
-        r = tiny_restorer.with_alternatives(alternatives)
+        r = tiny_restorer.using(alternatives=alternatives)
         forced.everything = True
         everything = r.infill(items)
         forced.everything = False
@@ -616,7 +632,7 @@ def test_alternatives_are_the_runners_up_and_leave_the_choice_alone(tiny_restore
     try:
         tiny_restorer.rank = {"candidates": 12, "prior_weight": 3.0}
         plain = tiny_restorer.infill(items)[0]
-        with_alts = tiny_restorer.with_alternatives(3).infill(items)[0]
+        with_alts = tiny_restorer.using(alternatives=3).infill(items)[0]
     finally:
         tiny_restorer.rank = old
     text, spans = items[0]
@@ -631,13 +647,13 @@ def test_alternatives_are_the_runners_up_and_leave_the_choice_alone(tiny_restore
 
 def test_alternatives_need_ranking(tiny_restorer, tiny_ranked_bundle):
     with pytest.raises(ValueError, match="candidate ranking"):
-        tiny_restorer.greedy().with_alternatives(2)
+        tiny_restorer.greedy().using(alternatives=2)
     model = degarble.load(tiny_ranked_bundle)
     with pytest.raises(ValueError, match="at least|>= 0"):
-        model.restorer.with_alternatives(-1)
+        model.restorer.using(alternatives=-1)
     with pytest.raises(ValueError, match="greedy"):
         model.restore(["The deputy overseas minister said so."], greedy=True, alternatives=2)
-    assert model.restorer.with_alternatives(0).alternatives == 0 and model.restorer.alternatives == 0
+    assert model.restorer.using(alternatives=0).alternatives == 0 and model.restorer.alternatives == 0
 
 
 def _teacher_forced(r, text, spans, target, k: int = 0) -> float:

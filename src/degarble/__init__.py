@@ -36,16 +36,18 @@ def detect(text: str, model=None) -> Detection:
     return _detect(text, model)
 
 
-def restore(text: str, model=None, greedy: bool = False, alternatives: int = 0) -> Restoration:
+def restore(text: str, model=None, greedy: bool = False, alternatives: int = 0,
+            min_score: float | None = None) -> Restoration:
     """Restore one text's original wording: ``Restoration(text, edits)`` (offsets into the input).
 
     ``greedy=True`` skips the bundle's candidate ranking: faster, lower edit recall
     (:meth:`degarble.model.Model.restore`). ``alternatives=3`` gives each edit up to three
-    runner-up suggestions (``Edit.alternatives``), for an editor to pick from.
+    runner-up suggestions (``Edit.alternatives``), for an editor to pick from; ``min_score``
+    (0-1) replaces the calibrated confidence a change needs: lower suggests more, for review.
     """
     from .model import restore as _restore
 
-    return _restore(text, model, greedy=greedy, alternatives=alternatives)
+    return _restore(text, model, greedy=greedy, alternatives=alternatives, min_score=min_score)
 
 
 __all__ = [

@@ -302,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='also give each edit up to K runner-up suggestions ("alternatives": edits of their own, '
         "best first; the chosen edits stay the same), for an editor to pick from",
     )
+    _add_min_score_arg(p)
     _add_color_arg(p)
     p.set_defaults(func=cmd_restore)
 
@@ -328,8 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--format", choices=("jsonl", "text"), default="jsonl",
                    help="jsonl: each record with restored, edits and rejected; text: just the reviewed text")
-    p.add_argument("--alternatives", type=_positive_int, default=3, metavar="K",
-                   help="runner-up suggestions offered per change (0 is not allowed: use restore)")
+    p.add_argument("--alternatives", type=_non_negative_int, default=3, metavar="K",
+                   help="runner-up suggestions offered per change")
+    _add_min_score_arg(p)
     _add_color_arg(p)
     p.set_defaults(func=cmd_review)
 
@@ -833,10 +835,9 @@ def _diff_inline(text: str, edits: list[dict], color: bool) -> str:
     return "".join(out)
 
 
-def cmd_restore(args: argparse.Namespace) -> int:
-    """``degarble restore``: add "restored" and "edits" to each record."""
-    from .types import Restoration
-
+def _restorer_call(args: argparse.Namespace) -> tuple[Callable, dict[str, Any]]:
+    """The model's restore() and the keyword arguments that restore and review pass it, checked
+    against what it accepts (a usage error for an option it lacks)."""
     model = _load_model(args)
     restore_fn = getattr(model, "restore", None)
     if not callable(restore_fn) or getattr(model, "has_restorer", True) is False:
@@ -844,16 +845,38 @@ def cmd_restore(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {}
     if _accepts(restore_fn, "batch_size"):
         kwargs["batch_size"] = args.batch_size
-    if args.greedy:
+    if getattr(args, "greedy", False):
         if not _accepts(restore_fn, "greedy"):
             raise UsageError("--greedy: this model's restore() has no greedy option (it cannot skip candidate ranking)")
         kwargs["greedy"] = True
     if args.alternatives:
-        if args.greedy:
+        if kwargs.get("greedy"):
             raise UsageError("--alternatives come from candidate ranking, which --greedy skips; use one of them")
         if not _accepts(restore_fn, "alternatives"):
             raise UsageError("--alternatives: this model's restore() cannot suggest alternatives")
         kwargs["alternatives"] = args.alternatives
+    if args.min_score is not None:
+        if not _accepts(restore_fn, "min_score"):
+            raise UsageError("--min-score: this model's restore() has no min_score option")
+        kwargs["min_score"] = args.min_score
+    return restore_fn, kwargs
+
+
+def _add_min_score_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--min-score",
+        type=_probability,
+        metavar="P",
+        help="the confidence (0-1, the model's estimate that a change is right) a change needs; lower "
+        "suggests more changes, more of them wrong, for review (default: the bundle's calibrated value)",
+    )
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """``degarble restore``: add "restored" and "edits" to each record."""
+    from .types import Restoration
+
+    restore_fn, kwargs = _restorer_call(args)
 
     def restore(texts: list[str]) -> list[Any]:
         return restore_fn(texts, **kwargs)
@@ -984,16 +1007,11 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     if args.input == "-":
         raise UsageError("review reads your answers from standard input: give the text as a file (IN)")
-    model = _load_model(args)
-    restore_fn = getattr(model, "restore", None)
-    if not callable(restore_fn) or getattr(model, "has_restorer", True) is False:
-        raise UsageError(_NO_RESTORER)
-    if not _accepts(restore_fn, "alternatives"):
-        raise UsageError("this model's restore() cannot suggest alternatives")
+    restore_fn, kwargs = _restorer_call(args)
     color = _use_color(args.color, sys.stderr)
 
     def restore(texts: list[str]) -> list[Any]:
-        return restore_fn(texts, alternatives=args.alternatives)
+        return restore_fn(texts, **kwargs)
 
     def ask(prompt: str) -> str | None:
         sys.stderr.write(prompt)

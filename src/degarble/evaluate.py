@@ -447,12 +447,14 @@ def can_restore(system: Any) -> bool:
 
 
 def run_system(system: Any, s: EvalSet, batch_size: int = 32, quiet: bool = False,
-               restore: bool = True, greedy: bool = False, alternatives: int = 0) -> _Outputs:
+               restore: bool = True, greedy: bool = False, alternatives: int = 0,
+               min_score: float | None = None) -> _Outputs:
     """Detect (and, with ``restore``, restore) every text of ``s``.
 
     ``greedy`` calls ``system.restore(..., greedy=True)`` (a bundle's restore without candidate
     ranking). ``alternatives=k`` asks it for up to ``k`` alternatives per edit and keeps the
-    edits (``edits``). A restorer that raises :class:`NotImplementedError` gives
+    edits (``edits``); ``min_score`` replaces the bundle's calibrated one. A restorer that raises
+    :class:`NotImplementedError` gives
     ``restored = None``: detection only.
     """
     t0 = time.perf_counter()
@@ -463,6 +465,8 @@ def run_system(system: Any, s: EvalSet, batch_size: int = 32, quiet: bool = Fals
             restore_fn = functools.partial(system.restore, greedy=True) if greedy else system.restore
             if alternatives:
                 restore_fn = functools.partial(restore_fn, alternatives=alternatives)
+            if min_score is not None:
+                restore_fn = functools.partial(restore_fn, min_score=min_score)
             rests = _batched(restore_fn, s.texts, batch_size, f"{system.name} restore {s.name}", quiet)
             restored = [r.text for r in rests]
             edits = [list(r.edits) for r in rests] if alternatives else None
@@ -543,6 +547,7 @@ def score_set(s: EvalSet, out: _Outputs, threshold: float, neg: EvalSet | None, 
 def evaluate(
     systems: Sequence[Any], sets: Sequence[EvalSet], batch_size: int = 32, quiet: bool = False,
     log: Callable[[str], None] = print, greedy: bool = False, alternatives: int = 0,
+    min_score: float | None = None,
 ) -> tuple[dict, dict]:
     """Run every system on every set and score it.
 
@@ -550,7 +555,8 @@ def evaluate(
     unaffected); each system's entry in the report records ``"greedy"``. ``alternatives=k``
     asks the model bundles for ``k`` alternatives per edit and scores them
     (:func:`degarble.score.suggestion_recall`, ``restoration.suggestions``); the edits and every
-    other score stay as without it.
+    other score stay as without it. ``min_score`` makes the model bundles restore at that
+    confidence instead of their calibrated one (recorded as the system's ``"min_score"``).
 
     :return: ``(report, raw)``: the JSON-ready report, and the raw per-paragraph outputs
         (``raw[system][set] -> _Outputs``) that the plots are drawn from.
@@ -563,10 +569,12 @@ def evaluate(
         outs: dict[str, _Outputs] = {}
         restores = can_restore(system)
         sys_greedy = greedy and getattr(system, "kind", "model") == "model"
-        sys_alts = alternatives if getattr(system, "kind", "model") == "model" and not sys_greedy else 0
+        is_model = getattr(system, "kind", "model") == "model"
+        sys_alts = alternatives if is_model and not sys_greedy else 0
+        sys_min = min_score if is_model else None
         for s in sets:
             outs[s.name] = run_system(system, s, batch_size, quiet, restore=restores, greedy=sys_greedy,
-                                      alternatives=sys_alts)
+                                      alternatives=sys_alts, min_score=sys_min)
             # a restorer that turned out not to exist: detection only from now on
             restores = restores and outs[s.name].restored is not None
         raw[system.name] = outs
@@ -584,6 +592,7 @@ def evaluate(
             "precision": getattr(system, "precision", None),
             "greedy": sys_greedy and restores,
             "alternatives": sys_alts if restores else 0,
+            "min_score": sys_min if restores else None,
             "restores": restores,
             "config": system.config() if getattr(system, "kind", "model") == "baseline" else {},
             "seconds": round(sum(o.seconds for o in outs.values()), 2),
@@ -689,7 +698,8 @@ def markdown_summary(report: dict) -> str:
     lines.append("Systems: " + "; ".join(
         f"`{s['name']}`" + (f" @{s['bundle_hash']}" if s["bundle_hash"] else "")
         + f" (threshold {s['threshold']:g}" + (f", {s['precision']}" if s.get("precision") else "")
-        + (", greedy" if s.get("greedy") else "") + ")"
+        + (", greedy" if s.get("greedy") else "")
+        + (f", min_score {s['min_score']:g}" if s.get("min_score") is not None else "") + ")"
         for s in report["systems"]) + ".")
     if sacre:
         lines.append(f"sacrebleu: `{sacre['bleu']['signature']}`, `{sacre['chrf']['signature']}`.")
@@ -870,6 +880,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--alternatives", type=int, default=0, metavar="K",
                    help="ask the model for K alternatives per edit and score them (how many gold edits an "
                         "editor could restore by picking one: restoration.suggestions); other scores unchanged")
+    g.add_argument("--min-score", type=float, metavar="P",
+                   help="restore at this confidence instead of the bundle's calibrated min_score (0-1); "
+                        "the report records it")
     g.add_argument("--baselines-only", action="store_true", help="do not load a model bundle")
     g.add_argument("--batch-size", type=int, default=32, help="texts per model call")
     g = parser.add_argument_group("where")
@@ -910,6 +923,8 @@ def _load_systems(args: argparse.Namespace, log) -> tuple[list[Any], list[str]]:
                 raise SetError("--greedy: this model's restore() has no greedy option")
             if args.alternatives and can_restore(model) and not _accepts(model.restore, "alternatives"):
                 raise SetError("--alternatives: this model's restore() cannot suggest alternatives")
+            if args.min_score is not None and can_restore(model) and not _accepts(model.restore, "min_score"):
+                raise SetError("--min-score: this model's restore() has no min_score option")
             systems.append(model)
     systems += [DoNothing(), FGWS.from_thesaurus()]
     for n in notes:
@@ -930,6 +945,8 @@ def run_eval_from_args(args: argparse.Namespace) -> int:
             raise SetError("--limit must be at least 1")
         if args.alternatives < 0:
             raise SetError("--alternatives must be at least 0")
+        if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
+            raise SetError("--min-score must be between 0 and 1")
         if args.alternatives and args.greedy:
             raise SetError("--alternatives come from candidate ranking, which --greedy skips; use one of them")
         if args.clean and not args.pairs:
@@ -963,7 +980,7 @@ def run_eval_from_args(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     report, raw = evaluate(systems, sets, batch_size=args.batch_size, quiet=args.quiet, log=log,
-                           greedy=args.greedy, alternatives=args.alternatives)
+                           greedy=args.greedy, alternatives=args.alternatives, min_score=args.min_score)
     report["notes"] = sys_notes + notes
     skipped = sum(s.info.get("skipped_lines", 0) for s in sets)
     report["skipped_lines"] = skipped

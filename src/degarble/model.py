@@ -128,7 +128,7 @@ class Model:
             return self.detector.detect(list(texts), batch_size=batch_size, threshold=threshold)
 
     def restore(self, texts: list[str], batch_size: int = 32, threshold: float | None = None,
-                greedy: bool = False, alternatives: int = 0) -> list[Restoration]:
+                greedy: bool = False, alternatives: int = 0, min_score: float | None = None) -> list[Restoration]:
         """Restore the original wording of each text (needs a bundle with a restorer).
 
         The detector flags spans first; the restorer rewrites only those, in paragraphs judged
@@ -137,7 +137,9 @@ class Model:
         span's greedy replacement at the bundle's ``greedy_min_score``: about 1.5x faster, lower
         edit recall (README, "How restoring works"). ``alternatives=k`` also gives each edit up
         to ``k`` runners-up of the ranking (``Edit.alternatives``), for an editor to choose from;
-        the edits themselves stay the same.
+        the edits themselves stay the same. ``min_score`` replaces the calibrated confidence an
+        edit needs (the bundle's ``min_score``, or ``greedy_min_score`` with ``greedy``): lower
+        suggests more changes, more of them wrong, for an editor who reviews each.
         """
         if isinstance(texts, str):
             raise TypeError("Model.restore() takes a list of texts; use degarble.restore(text) for one")
@@ -149,8 +151,8 @@ class Model:
             )
         texts = list(texts)
         restorer = self._greedy() if greedy else self.restorer
-        if alternatives:
-            restorer = restorer.with_alternatives(alternatives)
+        if alternatives or min_score is not None:
+            restorer = restorer.using(alternatives=alternatives, min_score=min_score)
         with _collector_paused():
             detections = self.detector.detect(texts, batch_size=batch_size, threshold=threshold)
             return restorer.restore(texts, detections, batch_size=batch_size)
@@ -199,12 +201,12 @@ def detect(text: str, model: str | os.PathLike | None = None) -> Detection:
 
 
 def restore(text: str, model: str | os.PathLike | None = None, greedy: bool = False,
-            alternatives: int = 0) -> Restoration:
+            alternatives: int = 0, min_score: float | None = None) -> Restoration:
     """Restore one text's original wording with the default (or given) bundle
     (``greedy``: see :meth:`Model.restore`)."""
     if not isinstance(text, str):
         raise TypeError(f"restore() needs a str, got {type(text).__name__}")
-    return load(model).restore([text], greedy=greedy, alternatives=alternatives)[0]
+    return load(model).restore([text], greedy=greedy, alternatives=alternatives, min_score=min_score)[0]
 
 
 __all__ = ["BundleError", "Model", "detect", "load", "restore"]

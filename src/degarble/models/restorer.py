@@ -356,7 +356,7 @@ class Restorer:
         self._torch = torch
         self.rank = dict(rank) if rank else None
         self.context = context
-        self.alternatives = 0  # runners-up reported per edit (with_alternatives); ranking only
+        self.alternatives = 0  # runners-up reported per edit (using(alternatives=k)); ranking only
         marker_ids(tokenizer)  # fail early on a vocabulary without the markers
 
     def greedy(self, min_score: float | None = None) -> Restorer:
@@ -369,17 +369,27 @@ class Restorer:
             other.min_score = float(min_score)
         return other
 
-    def with_alternatives(self, k: int) -> Restorer:
-        """This restorer, also reporting up to ``k`` alternatives per edit: the ranking's next-best
-        options for the same span (:attr:`degarble.types.Edit.alternatives`), for an editor to pick
-        from. It shares the weights. The chosen edits stay the same; finding the runners-up scores
-        a few more options per span. Needs candidate ranking (a greedy restorer has no options)."""
-        if k < 0:
-            raise ValueError(f"alternatives must be >= 0, got {k}")
-        if k and not self.rank:
-            raise ValueError("alternatives need candidate ranking; this restorer decodes greedily")
+    def using(self, alternatives: int | None = None, min_score: float | None = None) -> Restorer:
+        """This restorer with other settings for a call; it shares the weights.
+
+        ``alternatives``: also report up to that many alternatives per edit, the ranking's
+        next-best options for the same span (:attr:`degarble.types.Edit.alternatives`), for an
+        editor to pick from. The chosen edits stay the same; finding the runners-up scores a few
+        more options per span. Needs candidate ranking (a greedy restorer has no options).
+        ``min_score``: the confidence an edit needs (default: the calibrated one); lower gives more
+        edits, more of them wrong, for a reviewer who accepts or rejects each.
+        """
         other = copy.copy(self)
-        other.alternatives = int(k)
+        if alternatives is not None:
+            if alternatives < 0:
+                raise ValueError(f"alternatives must be >= 0, got {alternatives}")
+            if alternatives and not self.rank:
+                raise ValueError("alternatives need candidate ranking; this restorer decodes greedily")
+            other.alternatives = int(alternatives)
+        if min_score is not None:
+            if not 0.0 <= min_score <= 1.0:
+                raise ValueError(f"min_score must be in [0, 1], got {min_score}")
+            other.min_score = float(min_score)
         return other
 
     @classmethod
@@ -399,7 +409,7 @@ class Restorer:
     def infill(self, items: list[tuple[str, list[tuple[int, int]]]],
                batch_size: int = 32) -> list[list[tuple[str | None, float, list]]]:
         """For each ``(text, spans)``, per span: the replacement, its probability and the
-        alternatives (:meth:`with_alternatives`; ``[]`` unless asked for, and without ranking).
+        alternatives (:meth:`using`; ``[]`` unless asked for, and without ranking).
 
         ``spans`` are character spans of ``text`` to rewrite. A piece whose encoding would exceed
         ``max_length`` tokens is split by span groups, never truncated. A span whose replacement
