@@ -91,6 +91,11 @@ def test_restore_html_page(tmp_path, tiny_ranked_bundle, monkeypatch):
         assert _join(data["segments"], lambda s: s["options"][0]["text"]) == fixed
         assert _join(data["segments"], lambda s: s["original"]) == text
     assert any(len(s["options"]) == 2 for s in records[0]["segments"] if not isinstance(s, str))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    blank = tmp_path / "blank.html"
+    assert main(["restore", str(empty), "--model", str(tiny_ranked_bundle), "--format", "html", "-o", str(blank)]) == 0
+    assert blank.read_text() == HEAD  # no records: still a page, with nothing to review
 
     node = shutil.which("node")
     if node is None:

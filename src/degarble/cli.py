@@ -609,15 +609,19 @@ def _run_records(
     empty_result: Callable[[str], Any] | None,
     render: Callable[[Any, int, dict, Any], None],
     batch_size: int,
+    begin: Callable[[Any], None] | None = None,
 ) -> int:
     """Read records, run ``model_fn`` on batches of texts, ``render`` each result, report failures.
 
     ``empty_result(text)``, if given, answers blank texts without calling the model. ``render(out,
-    line, record, result)`` writes one record's output.
+    line, record, result)`` writes one record's output; ``begin(out)``, if given, writes what comes
+    before the first (a page's head).
     """
     _check_input(args.input)
     errors = ErrorLog(args.errors, prog=PROG)
     with errors, open_output(args.output) as out:
+        if begin is not None:
+            begin(out)
         batch: list[tuple[int, dict]] = []
 
         def flush() -> None:
@@ -881,22 +885,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
     def restore(texts: list[str]) -> list[Any]:
         return restore_fn(texts, **kwargs)
 
-    page_started = False
-
     def render(out, line: int, rec: dict, res: Any) -> None:
-        nonlocal page_started
         d = _as_dict(res)
         result = {"restored": d.get("restored", d.get("text")), "edits": [_as_dict(e) for e in d["edits"]]}
         if not isinstance(result["restored"], str):
             raise TypeError("model result has no restored text")
         if args.format == "html":
-            from .review_page import HEAD, record_block
+            from .review_page import record_block
 
-            block = record_block(_header(line, rec), rec[args.text_field], [Edit.from_dict(e) for e in result["edits"]])
-            if not page_started:
-                out.write(HEAD)
-                page_started = True
-            out.write(block)
+            out.write(record_block(_header(line, rec), rec[args.text_field], [Edit.from_dict(e) for e in result["edits"]]))
         elif args.format == "jsonl":
             d.pop("text", None)  # a Restoration-shaped dict: its "text" is ours under "restored"
             out.write_record({**rec, **d, **result})
@@ -921,8 +918,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     out.write(f"      or {k}: {alt['before']} → {alt['after']}{alt_score}\n")
             out.write(_ensure_newline(_diff_inline(rec[args.text_field], result["edits"], color)) + "\n")
 
+    def begin(out) -> None:
+        if args.format == "html":
+            from .review_page import HEAD
+
+            out.write(HEAD)
+
     try:
-        return _run_records(args, restore, lambda t: Restoration(t, []), render, args.batch_size)
+        return _run_records(args, restore, lambda t: Restoration(t, []), render, args.batch_size, begin)
     except NotImplementedError as e:
         raise UsageError(f"{_NO_RESTORER} ({e})" if str(e) else _NO_RESTORER) from e
 
