@@ -313,8 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         description=(
             "Restore each record, then ask about every suggested change on the terminal (questions on "
-            "standard error, answers from standard input): y accept, n reject, 1-9 take that alternative, "
-            "e type your own wording, a accept the rest of the record, r reject the rest. Writes the text "
+            "standard error, answers from standard input): y accept, n reject, a number: that alternative, "
+            "e: type your own wording, a: accept the rest of the record, r: reject the rest. Writes the text "
             "with only the accepted changes: \"restored\" and \"edits\" as restore does, plus \"rejected\". "
             "At the end of the answers (EOF) the remaining changes are rejected: nothing changes unasked."
         ),
