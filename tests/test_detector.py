@@ -65,6 +65,38 @@ def test_evidence_score_adds_up_confident_swaps_per_square_root_of_length():
         paragraph_score([0.5], method="max")
 
 
+def test_evidence_max_weighs_the_evidence_and_the_likeliest_word():
+    import math
+
+    from degarble.models.context import logit
+
+    w = [0.8, 0.3, 0.9]
+    score = lambda p: paragraph_score(p, method="evidence_max", weights=w)  # noqa: E731
+    probs = [0.9] + [0.02] * 30
+    ev = paragraph_score(probs, method="evidence")
+    z = 0.8 * logit(ev) + 0.3 * logit(0.9) + 0.9
+    assert score(probs) == pytest.approx(1 / (1 + math.exp(-z)))
+    # same evidence, a more suspicious single word: higher (a lightly spun paragraph's one swap)
+    assert score([0.95] + [0.02] * 30) > score(probs)
+    assert 0.0 < score([]) < 1.0  # no words: the bias alone (evidence 0, no word)
+    for bad in (None, [0.8, 0.3]):
+        with pytest.raises(ValueError, match="three weights"):
+            paragraph_score(probs, method="evidence_max", weights=bad)
+
+
+def test_detector_with_evidence_max_needs_its_weights(tmp_path, sample_paragraphs):
+    from conftest import make_tiny_detector_dir
+
+    from degarble.models.detector import Detector
+
+    folder = make_tiny_detector_dir(tmp_path / "det", sample_paragraphs)
+    with pytest.raises(ValueError, match="three weights"):
+        Detector.from_dir(folder, score="evidence_max")
+    det = Detector.from_dir(folder, score="evidence_max", score_weights=[0.8, 0.3, 0.9])
+    assert det.paragraph_score([0.9] + [0.02] * 30) == paragraph_score([0.9] + [0.02] * 30, method="evidence_max",
+                                                                        weights=[0.8, 0.3, 0.9])
+
+
 def test_merge_spans_joins_adjacent_flagged_words_only():
     text = "the Common Meeting will vote, he mentioned"
     toks = words(text)

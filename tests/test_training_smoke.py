@@ -212,10 +212,16 @@ def test_fit_context_writes_a_bundle_whose_detector_uses_the_counts(tmp_path, ti
     assert len(ctx["weights"]) == 5 and ctx["fit"]["fit_paragraphs"] == 30
     assert model.detector.context is not None and model.restorer is not None
     assert model.threshold == report["with_context"]["threshold"]
-    # the weights are a real fit: the same run again gives the same numbers (seeded, float64)
-    again = subprocess.run(cmd[:5] + [str(tmp_path / "again")] + cmd[6:], capture_output=True, text=True, timeout=600)
+    assert model.detector.score == "evidence" and model.detector.score_weights is None
+    # the weights are a real fit: the same run again gives the same numbers (seeded, float64);
+    # with --paragraph_score evidence_max it also fits the paragraph score's three weights
+    again = subprocess.run(cmd[:5] + [str(tmp_path / "again")] + cmd[6:] + ["--paragraph_score", "evidence_max"],
+                           capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert read_ctx(tmp_path / "again") == ctx
+    other = degarble.load(tmp_path / "again", precision="fp32")
+    assert other.detector.score == "evidence_max" and len(other.detector.score_weights) == 3
+    assert other.threshold == json.loads(again.stdout)["with_context"]["threshold"]
 
 
 def read_ctx(bundle: Path) -> dict:

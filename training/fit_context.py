@@ -7,7 +7,10 @@
    than on new text, and the weights would trust them too much.
 2. Spins the held-out paragraphs (every profile, the training rates, a fifth left clean), runs the
    bundle's detector on them (fp32, without any context), and fits a logistic regression from the
-   detector's logit and the context features to the gold word labels.
+   detector's logit and the context features to the gold word labels; with ``--paragraph_score
+   evidence_max`` also a second one, on the same paragraphs, from the logits of their evidence
+   score and of their likeliest word (both with the context folded in) to "spun or not": the
+   paragraph score's weights (measured and not shipped: training/README.md).
 3. Writes a copy of the bundle with the counts, the inverted spinner tables and the weights in its
    detector folder and manifest (``detector.context``), then calibrates its thresholds on
    validation as ``calibrate_detector.py`` does, and prints them beside the input bundle's, measured
@@ -43,6 +46,7 @@ from degarble.models.context import (
     sequence_keys,
     write_inverse,
 )
+from degarble.models.detector import evidence_score
 from degarble.spin import PROFILES, Spinner
 from degarble.spin.inverse import load_inverse
 from degarble.text import compare_key, words
@@ -105,6 +109,10 @@ def main(argv=None) -> int:
                     help="words the detector gives less than this keep its probability (speed)")
     ap.add_argument("--val_paragraphs", type=int, default=400)
     ap.add_argument("--target_fpr", type=float, default=0.01)
+    ap.add_argument("--paragraph_score", choices=("evidence", "evidence_max"), default="evidence",
+                    help="evidence (shipped): the evidence score; evidence_max: fit a paragraph score over the "
+                         "evidence and the likeliest word (degarble.models.detector.paragraph_score) on the same "
+                         "held-out paragraphs (measured, not shipped: training/README.md)")
     ap.add_argument("--no-compare", dest="compare", action="store_false",
                     help="skip calibrating the input bundle for comparison")
     args = ap.parse_args(argv)
@@ -135,19 +143,36 @@ def main(argv=None) -> int:
         probs = [p for _, p in plain.word_probabilities([t for t, _ in examples])]
         scorer = ContextScorer(counts, read_inverse(det_dir / INVERSE_FILE), [0.0] * (1 + len(FEATURES)), 0.0,
                                mu=args.mu, max_candidates=args.max_candidates)
-        rows, labels = [], []
+        rows, labels, sizes = [], [], []
         for (text, gold), p in zip(examples, probs):
             feats = scorer.features([compare_key(t.text) for t in words(text)])
             for q, f, y in zip(p, feats, gold):
                 rows.append([logit(q), *f.tolist()])
                 labels.append(float(y))
-        weights, bias, loss = fit_logistic(torch.tensor(rows, dtype=torch.float64),
-                                           torch.tensor(labels, dtype=torch.float64))
+            sizes.append(len(p))
+        x = torch.tensor(rows, dtype=torch.float64)
+        weights, bias, loss = fit_logistic(x, torch.tensor(labels, dtype=torch.float64))
         print(f"fit on {len(rows)} words: weights {dict(zip(('logit', *FEATURES), weights))}, bias {bias}, "
               f"log loss {loss}", file=sys.stderr)
+        score_settings = {"score": "evidence"}
+        if args.paragraph_score == "evidence_max":
+            # the paragraph score's weights, on the same paragraphs' adjusted word probabilities
+            adjusted = torch.sigmoid(x @ torch.tensor(weights, dtype=torch.float64) + bias).tolist()
+            para_x, para_y, at = [], [], 0
+            for (_, gold), n in zip(examples, sizes):
+                q = adjusted[at : at + n]
+                at += n
+                para_x.append([logit(evidence_score(q)), logit(max(q, default=0.0))])
+                para_y.append(float(any(gold)))
+            p_weights, p_bias, p_loss = fit_logistic(torch.tensor(para_x, dtype=torch.float64),
+                                                     torch.tensor(para_y, dtype=torch.float64))
+            score_settings = {"score": "evidence_max", "score_weights": [*p_weights, p_bias]}
+            print(f"paragraph score on {len(para_x)} paragraphs: weights (logit evidence, logit max) {p_weights}, "
+                  f"bias {p_bias}, log loss {p_loss}", file=sys.stderr)
 
         data = src.to_dict()
-        data["detector"] = {**data["detector"], "context": {
+        data["detector"] = {**{k: v for k, v in data["detector"].items() if k != "score_weights"}, **score_settings,
+                            "context": {
             "counts": COUNTS_FILE, "inverse": INVERSE_FILE, "mu": args.mu, "max_candidates": args.max_candidates,
             "floor": args.floor, "features": ["logit", *FEATURES], "weights": weights, "bias": bias,
             "fit": {"train_file": args.train_file, "fit_paragraphs": len(held), "seed": args.seed,

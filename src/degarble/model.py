@@ -74,6 +74,7 @@ class Model:
             top_k=det.get("top_k", 3),
             top_share=det.get("top_share", 0.0),
             score=det.get("score", "top"),
+            score_weights=det.get("score_weights"),
             precision=self.precision,
             context=self._context(det.get("context")) if context else None,
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..text import compare_key, paragraphs, words
 from ..types import Detection, Span
+from .context import logit
 from .precision import quantize_int8, resolve_precision
 
 IGNORE = -100  # label of sub-words that are not the first of a word (and of special tokens)
@@ -104,13 +105,17 @@ def encode_words(tokenizer, text: str, toks, max_length: int = 128, stride: int 
 
 
 # ---- aggregation -------------------------------------------------------------------------------
-PARAGRAPH_SCORES = ("evidence", "top")
+PARAGRAPH_SCORES = ("evidence", "evidence_max", "top")
 
 
 def paragraph_score(word_probs: list[float], top_k: int = 3, top_share: float = 0.0, method: str = "top",
-                    min_words: int = 10) -> float:
+                    min_words: int = 10, weights: list[float] | None = None) -> float:
     """A paragraph's ``spun_score`` from its word probabilities, by ``method``.
 
+    * ``"evidence_max"``: ``sigmoid(a x logit(evidence) + b x logit(max p) + c)`` with
+      ``weights`` ``[a, b, c]``, a logistic regression fitted on spun and clean training
+      paragraphs (``training/fit_context.py``): the evidence of :func:`evidence_score`, and the
+      single most suspicious word, which a lightly spun paragraph may have alone.
     * ``"evidence"`` (bundles from 0.2.1 on): :func:`evidence_score`.
     * ``"top"`` (0.2.0 bundles): the mean of the top ``max(top_k, ceil(top_share * words))``
       word probabilities. The maximum alone (GECToR's sentence score) flags clean paragraphs on
@@ -121,6 +126,13 @@ def paragraph_score(word_probs: list[float], top_k: int = 3, top_share: float = 
     """
     if method == "evidence":
         return evidence_score(word_probs, min_words)
+    if method == "evidence_max":
+        if not weights or len(weights) != 3:
+            raise ValueError(f'paragraph score "evidence_max" needs three weights, got {weights!r}')
+        ev = evidence_score(word_probs, min_words)
+        top = max(word_probs, default=0.0)
+        z = weights[0] * logit(ev) + weights[1] * logit(top) + weights[2]
+        return float(1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0))))
     if method != "top":
         raise ValueError(f"unknown paragraph score {method!r}; known: {', '.join(PARAGRAPH_SCORES)}")
     if not word_probs or top_k < 1:
@@ -179,7 +191,7 @@ class Detector:
 
     def __init__(self, model, tokenizer, threshold: float = 0.5, max_length: int = 128, stride: int = 32,
                  word_threshold: float = 0.5, top_k: int = 3, top_share: float = 0.0, score: str = "top",
-                 precision: str | None = None, context=None):
+                 precision: str | None = None, context=None, score_weights: list[float] | None = None):
         import torch
 
         self.model = model.eval()
@@ -197,6 +209,9 @@ class Detector:
         if score not in PARAGRAPH_SCORES:
             raise ValueError(f"unknown paragraph score {score!r}; known: {', '.join(PARAGRAPH_SCORES)}")
         self.score = score
+        self.score_weights = list(score_weights) if score_weights else None
+        if score == "evidence_max":
+            paragraph_score([0.5], method=score, weights=self.score_weights)  # fail early without weights
         self.bf16 = self.precision == "bf16"
         # optional corpus evidence folded into the word probabilities (models/context.py)
         self.context = context
@@ -217,7 +232,7 @@ class Detector:
 
     def paragraph_score(self, word_probs: list[float]) -> float:
         """A paragraph's ``spun_score`` from its word probabilities, with this detector's settings."""
-        return paragraph_score(word_probs, self.top_k, self.top_share, self.score)
+        return paragraph_score(word_probs, self.top_k, self.top_share, self.score, weights=self.score_weights)
 
     def word_probabilities(self, texts: list[str], batch_size: int = 32) -> list[tuple[list, list[float]]]:
         """For each text: its words (offsets into the *normalised* text) and their probabilities."""
