@@ -338,6 +338,34 @@ def test_greedy_reaches_the_workers_and_is_part_of_the_job(tmp_path, tiny_ranked
         run(inp, out, tiny_ranked_bundle, task="restore", greedy=True)
 
 
+def test_min_score_reaches_the_workers_and_is_part_of_the_job(tmp_path, tiny_ranked_bundle, tagged_infill, capsys):
+    """--min-score replaces the bundle's min_score (0.9) in the workers and in hf_map; it is part of
+    the job, and a state written without it (before it existed) still resumes. The fake model
+    step scores every replacement 0.5."""
+    texts = ["The deputy overseas minister said so.", "Officials mentioned the meeting."]
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts)])
+    out = tmp_path / "out.jsonl"
+    state = tmp_path / "out.jsonl.parts" / "manifest.json"
+    assert main(["batch", str(inp), "-o", str(out), "--model", str(tiny_ranked_bundle), "--task", "restore",
+                 "--min-score", "0.4", "--keep-parts", "--workers", "1"]) == 0
+    assert json.loads(state.read_text())["min_score"] == 0.4
+    assert all(r["edits"] for r in read_jsonl(out)) and {x[1] for x in tagged_infill} == {0.4}
+    ref = degarble.load(tiny_ranked_bundle).restore(texts, min_score=0.4)
+    assert [r["restored"] for r in read_jsonl(out)] == [r.text for r in ref]
+    hf = degarble.batch.hf_map("restore", model=tiny_ranked_bundle, min_score=0.4)({"text": texts})
+    assert hf["restored"] == [r.text for r in ref]
+    with pytest.raises(BatchError, match="different job.*differs in .*min_score"):
+        run(inp, out, tiny_ranked_bundle, task="restore", chunk_size=256)
+    s = run(inp, out, tiny_ranked_bundle, task="restore", restart=True, keep_parts=True)
+    assert set(json.loads(state.read_text())) == _PRE_GREEDY_KEYS and s.records == 2
+    with pytest.raises(BatchError, match="--min-score applies to --task restore only"):
+        run(inp, out, tiny_ranked_bundle, min_score=0.4)
+    with pytest.raises(BatchError, match="between 0 and 1"):
+        run(inp, out, tiny_ranked_bundle, task="restore", min_score=1.5)
+    with pytest.raises(ValueError, match="restore only"):
+        degarble.batch.hf_map("detect", min_score=0.4)
+
+
 def test_greedy_goes_with_restore_only(tmp_path, tiny_bundle, capsys):
     inp = write_jsonl(tmp_path / "in.jsonl", [{"text": "hello there"}])
     out = tmp_path / "out.jsonl"

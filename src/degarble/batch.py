@@ -103,6 +103,7 @@ class WorkerSpec:
     text_field: str = "text"
     precision: str = "auto"  # as asked (degarble.models.precision); each worker resolves "auto"
     greedy: bool = False  # restore: skip candidate ranking (degarble.Model.restore)
+    min_score: float | None = None  # restore: instead of the bundle's calibrated min_score
 
 
 @dataclass
@@ -469,7 +470,7 @@ class ChunkRunner:
         s = self.spec
         if s.task == "detect":
             return self.model.detect(texts, batch_size=s.batch_size, threshold=s.threshold)
-        return self.model.restore(texts, batch_size=s.batch_size, **_greedy_kwargs(s.greedy))
+        return self.model.restore(texts, batch_size=s.batch_size, **_restore_kwargs(s.greedy, s.min_score))
 
     def _results(self, texts: list[str]) -> list[Any]:
         """One result per text: the model's, or the exception it raised for that text alone."""
@@ -529,9 +530,9 @@ class ChunkRunner:
         return body.encode("utf-8")
 
 
-def _greedy_kwargs(greedy: bool) -> dict:
-    """``{"greedy": True}`` when asked, else nothing: a model's restore without the option still runs."""
-    return {"greedy": True} if greedy else {}
+def _restore_kwargs(greedy: bool, min_score: float | None) -> dict:
+    """The restore options asked for, and only those: a model's restore without them still runs."""
+    return {**({"greedy": True} if greedy else {}), **({"min_score": min_score} if min_score is not None else {})}
 
 
 # Per-process worker state: one ChunkRunner (one model) per worker process.
@@ -932,6 +933,7 @@ def run_batch(
     batch_size: int = 32,
     threshold: float | None = None,
     greedy: bool = False,
+    min_score: float | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     max_chars: int = MAX_TEXT_CHARS,
     restart: bool = False,
@@ -945,7 +947,8 @@ def run_batch(
 
     ``workers`` defaults to the number of cores. ``precision`` is as for :func:`degarble.load`
     (each worker resolves ``auto`` on its own CPU). ``greedy`` (``task="restore"`` only) skips the
-    bundle's candidate ranking, as :meth:`degarble.Model.restore` does. ``progress`` defaults to
+    bundle's candidate ranking, as :meth:`degarble.Model.restore` does, and ``min_score`` (restore
+    only) replaces the bundle's calibrated one (higher: fewer, surer changes). ``progress`` defaults to
     "standard error is a terminal". Raises :class:`BatchError` when the job cannot start;
     ``KeyboardInterrupt`` stops it after the parts already written are safe (rerun to go on).
     """
@@ -956,6 +959,10 @@ def run_batch(
         raise BatchError(f"unknown engine {engine!r}; choose local or ray")
     if greedy and task != "restore":
         raise BatchError(f"--greedy applies to --task restore only, not {task}")
+    if min_score is not None and task != "restore":
+        raise BatchError(f"--min-score applies to --task restore only, not {task}")
+    if min_score is not None and not 0.0 <= min_score <= 1.0:
+        raise BatchError(f"--min-score must be between 0 and 1, got {min_score}")
     in_path = Path(input)
     if not in_path.exists():
         raise BatchError(f"input {in_path} not found")
@@ -981,7 +988,7 @@ def run_batch(
 
     rspec = ReaderSpec(str(in_path.resolve()), fmt, text_field, max_chars, chunk_size)
     wspec = WorkerSpec(task, model_path, batch_size, threshold, max(1, cores // workers), text_field, precision,
-                       greedy)
+                       greedy, min_score)
     manifest = {
         "state_version": STATE_VERSION,
         "input": input_fingerprint(in_path, fmt),
@@ -993,8 +1000,8 @@ def run_batch(
         "threshold": threshold,
         "chunk_size": chunk_size,
         "max_chars": max_chars,
-        # only when on, so that the state of a job started before this setting existed still resumes
-        **({"greedy": True} if greedy else {}),
+        # only when set, so that the state of a job started before these settings existed still resumes
+        **_restore_kwargs(greedy, min_score),
     }
     state = JobState(out_path.with_name(out_path.name + ".parts"))
     state.open(manifest, restart)
@@ -1117,7 +1124,8 @@ def _run_local(
 
 
 def hf_map(task: str = "detect", model: str | os.PathLike | None = None, text_field: str = "text",
-           batch_size: int = 32, precision: str | None = None, greedy: bool = False) -> Callable[[dict], dict]:
+           batch_size: int = 32, precision: str | None = None, greedy: bool = False,
+           min_score: float | None = None) -> Callable[[dict], dict]:
     """A function for ``Dataset.map(..., batched=True)`` that adds the contract fields.
 
         ds = ds.map(degarble.batch.hf_map("detect"), batched=True, batch_size=256)
@@ -1125,12 +1133,13 @@ def hf_map(task: str = "detect", model: str | os.PathLike | None = None, text_fi
     adds ``spun_score``, ``is_spun`` and ``spans`` (``restore``: ``restored`` and ``edits``).
     The model loads on first use in each process, so ``num_proc=N`` loads it once per process.
     A missing (``None``) text is treated as the empty string. ``precision`` as for
-    :func:`degarble.load`; ``greedy`` (restore only) as for :meth:`degarble.Model.restore`.
+    :func:`degarble.load`; ``greedy`` and ``min_score`` (restore only) as for
+    :meth:`degarble.Model.restore`.
     """
     if task not in ("detect", "restore"):
         raise ValueError(f"task must be detect or restore, got {task!r}")
-    if greedy and task != "restore":
-        raise ValueError(f"greedy applies to restore only, not {task}")
+    if (greedy or min_score is not None) and task != "restore":
+        raise ValueError(f"greedy and min_score apply to restore only, not {task}")
     precision = requested_precision(precision)
 
     def fn(batch: dict) -> dict:
@@ -1141,7 +1150,7 @@ def hf_map(task: str = "detect", model: str | os.PathLike | None = None, text_fi
         if task == "detect":
             results = m.detect(texts, batch_size=batch_size)
         else:
-            results = m.restore(texts, batch_size=batch_size, **_greedy_kwargs(greedy))
+            results = m.restore(texts, batch_size=batch_size, **_restore_kwargs(greedy, min_score))
         dicts = [r.to_dict() for r in results]
         keys = ("spun_score", "is_spun", "spans") if task == "detect" else ("restored", "edits")
         return {k: [d[k] for d in dicts] for k in keys}

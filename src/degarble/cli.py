@@ -416,6 +416,7 @@ def _add_batch_parser(sub: Any) -> None:
     p.add_argument("--threshold", type=_probability, metavar="T",
                    help="detect: decide is_spun at this spun_score instead of the bundle's threshold")
     p.add_argument("--greedy", action="store_true", help="restore: " + GREEDY_HELP)
+    _add_min_score_arg(p)
     p.set_defaults(func=cmd_batch)
 
 
@@ -427,7 +428,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         summary = run_batch(
             args.input, args.output, task=args.task, errors=args.errors, workers=args.workers,
             text_field=args.text_field, input_format=args.input_format, model=args.model, precision=args.precision,
-            batch_size=args.batch_size, threshold=args.threshold, greedy=args.greedy, chunk_size=args.chunk_size,
+            batch_size=args.batch_size, threshold=args.threshold, greedy=args.greedy, min_score=args.min_score,
+            chunk_size=args.chunk_size,
             max_chars=args.max_chars, restart=args.restart, keep_parts=args.keep_parts,
             engine=args.engine, ray_address=args.ray_address, progress=False if args.no_progress else None,
         )
@@ -871,8 +873,9 @@ def _add_min_score_arg(p: argparse.ArgumentParser) -> None:
         "--min-score",
         type=_probability,
         metavar="P",
-        help="the confidence (0-1, the model's estimate that a change is right) a change needs; lower "
-        "suggests more changes, more of them wrong, for review (default: the bundle's calibrated value)",
+        help="restore: the confidence (0-1, the model's estimate that a change is right) a change needs; "
+        "higher makes fewer, surer changes (unattended rewriting), lower more, more of them wrong (review) "
+        "(default: the bundle's calibrated value)",
     )
 
 
