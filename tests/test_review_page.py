@@ -25,7 +25,8 @@ def _edits():
 
 
 def _join(segments, pick):
-    return "".join(s if isinstance(s, str) else pick(s) for s in segments)
+    """The text of ``segments``, ``pick`` choosing each change's wording (a flag stays as it is)."""
+    return "".join(s if isinstance(s, str) else s["flag"] if "flag" in s else pick(s) for s in segments)
 
 
 def test_choice_segments_rebuild_the_restoration_and_the_original():
@@ -39,6 +40,19 @@ def test_choice_segments_rebuild_the_restoration_and_the_original():
     assert [o["score"] for o in meeting["options"]] == [0.8, 0.3]
     assert _join(segs, lambda s: s["options"][-1]["text"]).startswith("The large firm told the World Body on")
     assert choice_segments(TEXT, []) == [TEXT] and choice_segments("", []) == []
+
+
+def test_choice_segments_mark_flagged_words_no_change_covers():
+    from degarble.types import Span
+
+    told, common = TEXT.index("told"), TEXT.index("Common")
+    flagged = [Span(told, told + 4, 0.7), Span(common, common + 14, 0.9), Span(0, 3, 0.6)]
+    segs = choice_segments(TEXT, _edits(), flagged)
+    flags = [s for s in segs if isinstance(s, dict) and "flag" in s]
+    # "Common Meeting" lies under a change: only the others are marked
+    assert flags == [{"flag": "The", "score": 0.6}, {"flag": "told", "score": 0.7}]
+    text_of = lambda s: s["flag"] if "flag" in s else s["original"]  # noqa: E731
+    assert _join(segs, lambda s: text_of(s)) == TEXT
 
 
 def test_choice_segments_reject_edits_that_do_not_fit():
@@ -90,23 +104,18 @@ def test_restore_html_page(tmp_path, tiny_ranked_bundle, monkeypatch):
     for data, text, fixed in zip(records, texts, restored):
         assert _join(data["segments"], lambda s: s["options"][0]["text"]) == fixed
         assert _join(data["segments"], lambda s: s["original"]) == text
-    assert any(len(s["options"]) == 2 for s in records[0]["segments"] if not isinstance(s, str))
+    assert any(len(s["options"]) == 2 for s in records[0]["segments"] if not isinstance(s, str) and "options" in s)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     blank = tmp_path / "blank.html"
     assert main(["restore", str(empty), "--model", str(tiny_ranked_bundle), "--format", "html", "-o", str(blank)]) == 0
     assert blank.read_text() == HEAD  # no records: still a page, with nothing to review
 
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the page's script was not run (its data is checked above)")
-    dom = Path(__file__).parent / "fixtures" / "review_page_dom.js"
-    drawn = json.loads(subprocess.run([node, str(dom), str(page)], capture_output=True, text=True,
-                                      check=True).stdout)
+    drawn = _run_page(page)
     assert [d["header"] for d in drawn] == [r["header"] for r in records]
     for d, data, text, fixed in zip(drawn, records, texts, restored):
         assert d["first"] == fixed and d["rejected"] == text
-        changes = [s for s in data["segments"] if not isinstance(s, str)]
+        changes = [s for s in data["segments"] if not isinstance(s, str) and "flag" not in s]
         assert d["menus"] == len(changes) and d["options"] == [len(s["options"]) + 1 for s in changes]
         if changes:  # the first menu set to the original: only that change undone
             first = changes[0]
@@ -119,3 +128,22 @@ def test_edit_round_trips_through_its_dict():
         back = Edit.from_dict(json.loads(json.dumps(e.to_dict())))
         assert back == e and back.alternatives == e.alternatives
     assert Edit.from_dict({"start": 0, "end": 3, "before": "big", "after": "large"}) == Edit(0, 3, "big", "large")
+
+
+def _run_page(page: Path) -> list[dict]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the page's script was not run (its data is checked in Python)")
+    dom = Path(__file__).parent / "fixtures" / "review_page_dom.js"
+    return json.loads(subprocess.run([node, str(dom), str(page)], capture_output=True, text=True, check=True).stdout)
+
+
+def test_page_script_draws_flags_as_text_and_changes_as_menus(tmp_path):
+    from degarble.types import Span
+
+    told = TEXT.index("told")
+    page = tmp_path / "p.html"
+    page.write_text(HEAD + record_block("one", TEXT, _edits(), [Span(told, told + 4, 0.7)]))
+    (drawn,) = _run_page(page)
+    assert drawn["menus"] == 2 and drawn["options"] == [2, 3]  # big: 1 + original; Common: 2 + original
+    assert drawn["first"] == apply_edits(TEXT, _edits()) and drawn["rejected"] == TEXT

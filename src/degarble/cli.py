@@ -841,9 +841,9 @@ def _diff_inline(text: str, edits: list[dict], color: bool) -> str:
     return "".join(out)
 
 
-def _restorer_call(args: argparse.Namespace) -> tuple[Callable, dict[str, Any]]:
-    """The model's restore() and the keyword arguments that restore and review pass it, checked
-    against what it accepts (a usage error for an option it lacks)."""
+def _restorer_call(args: argparse.Namespace) -> tuple[Any, Callable, dict[str, Any]]:
+    """The model, its restore() and the keyword arguments that restore and review pass it,
+    checked against what it accepts (a usage error for an option it lacks)."""
     model = _load_model(args)
     restore_fn = getattr(model, "restore", None)
     if not callable(restore_fn) or getattr(model, "has_restorer", True) is False:
@@ -865,7 +865,7 @@ def _restorer_call(args: argparse.Namespace) -> tuple[Callable, dict[str, Any]]:
         if not _accepts(restore_fn, "min_score"):
             raise UsageError("--min-score: this model's restore() has no min_score option")
         kwargs["min_score"] = args.min_score
-    return restore_fn, kwargs
+    return model, restore_fn, kwargs
 
 
 def _add_min_score_arg(p: argparse.ArgumentParser) -> None:
@@ -883,12 +883,23 @@ def cmd_restore(args: argparse.Namespace) -> int:
     """``degarble restore``: add "restored" and "edits" to each record."""
     from .types import Restoration
 
-    restore_fn, kwargs = _restorer_call(args)
+    model, restore_fn, kwargs = _restorer_call(args)
+    # the page also marks the words the detector flagged (in paragraphs it judged spun) that no
+    # change covers: a second detect pass, for a view that is read by a person anyway
+    detect_fn = getattr(model, "detect", None) if args.format == "html" else None
 
     def restore(texts: list[str]) -> list[Any]:
-        return restore_fn(texts, **kwargs)
+        restored = restore_fn(texts, **kwargs)
+        if detect_fn is None:
+            return restored
+        return list(zip(restored, detect_fn(texts)))
 
     def render(out, line: int, rec: dict, res: Any) -> None:
+        flagged = []
+        if isinstance(res, tuple):
+            res, det = res
+            spun = [(p["start"], p["end"]) for p in getattr(det, "paragraphs", []) if p.get("is_spun")]
+            flagged = [sp for sp in det.spans if any(a <= sp.start < b for a, b in spun)]
         d = _as_dict(res)
         result = {"restored": d.get("restored", d.get("text")), "edits": [_as_dict(e) for e in d["edits"]]}
         if not isinstance(result["restored"], str):
@@ -896,7 +907,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if args.format == "html":
             from .review_page import record_block
 
-            out.write(record_block(_header(line, rec), rec[args.text_field], [Edit.from_dict(e) for e in result["edits"]]))
+            out.write(record_block(_header(line, rec), rec[args.text_field], [Edit.from_dict(e) for e in result["edits"]],
+                                   flagged))
         elif args.format == "jsonl":
             d.pop("text", None)  # a Restoration-shaped dict: its "text" is ours under "restored"
             out.write_record({**rec, **d, **result})
@@ -1013,7 +1025,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     if args.input == "-":
         raise UsageError("review reads your answers from standard input: give the text as a file (IN)")
-    restore_fn, kwargs = _restorer_call(args)
+    _, restore_fn, kwargs = _restorer_call(args)
     color = _use_color(args.color, sys.stderr)
 
     def restore(texts: list[str]) -> list[Any]:

@@ -37,17 +37,30 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     return "".join(out)
 
 
-def choice_segments(text: str, edits: Iterable[Edit]) -> list[str | dict]:
+def choice_segments(text: str, edits: Iterable[Edit], flagged: Iterable = ()) -> list[str | dict]:
     """``text`` cut into untouched pieces (strings) and one choice per edit, for a reviewer.
 
     Each choice is ``{"start", "end", "original", "options": [{"text", "score"}, ...]}``: the
     options are the edit's own replacement, then its alternatives (:attr:`Edit.alternatives`),
     each written out for the same stretch ``text[start:end]`` (the edit and its alternatives,
     which may cover different words of it, together), and ``original`` is that stretch as it
-    stands (rejecting the change). Joining the pieces with every first option gives
+    stands (rejecting the change). ``flagged`` spans (anything with ``start``, ``end`` and
+    ``score``, such as a :class:`~degarble.types.Detection`'s) that no choice covers become
+    ``{"flag": text, "score"}`` pieces: words the detector doubts but nothing was suggested for.
+    Joining the pieces (a flag as its text) with every first option gives
     ``apply_edits(text, edits)``; with every ``original``, ``text``.
     """
     out: list[str | dict] = []
+    flags = sorted((int(f.start), int(f.end), float(f.score)) for f in flagged)
+
+    def untouched(a: int, b: int) -> None:
+        for fa, fb, score in flags:
+            if a <= fa and fb <= b:
+                out.append(text[a:fa])
+                out.append({"flag": text[fa:fb], "score": round(score, 4)})
+                a = fb
+        out.append(text[a:b])
+
     pos = 0
     for e in sorted(edits, key=lambda e: (e.start, e.end)):
         group = [e, *e.alternatives]
@@ -57,10 +70,10 @@ def choice_segments(text: str, edits: Iterable[Edit]) -> list[str | dict]:
         for x in group:
             if text[x.start : x.end] != x.before:
                 raise EditError(f"edit {x.start}:{x.end} expects {x.before!r}, text has {text[x.start:x.end]!r}")
-        out.append(text[pos:start])
+        untouched(pos, start)
         options = [{"text": text[start : x.start] + x.after + text[x.end : end],
                     "score": None if x.score is None else round(float(x.score), 4)} for x in group]
         out.append({"start": start, "end": end, "original": text[start:end], "options": options})
         pos = end
-    out.append(text[pos:])
+    untouched(pos, len(text))
     return [s for s in out if s != ""]

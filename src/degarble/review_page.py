@@ -2,8 +2,8 @@
 
 ``degarble restore IN --format html -o review.html`` writes it: open it in any browser, offline
 (no file is fetched). Every record is one section; each change sits in the text as a menu (the
-suggestion, its alternatives, and the original wording), and the text with the choices made is
-shown below it, ready to copy. The data of each record is embedded as JSON
+suggestion, its alternatives, and the original wording), words the detector flagged but nothing
+was suggested for are marked, and the text with the choices made is shown below it, ready to copy. The data of each record is embedded as JSON
 (:func:`degarble.edits.choice_segments`) and drawn with ``textContent``, so nothing in the input
 can inject markup.
 """
@@ -28,16 +28,20 @@ section { border-top: 1px solid #ccc; padding: 1rem 0; }
 select { font: inherit; border: 1px solid #999; border-radius: 4px; padding: 0 2px; }
 select.changed { background: #e3f5e1; border-color: #3a8a32; }
 select.kept { background: #f1f1f1; color: #555; }
+mark { background: #fff1b8; }
 textarea { width: 100%; min-height: 8rem; font: inherit; margin-top: .5rem; }
 .tools button { margin-right: .5rem; }
 .meta { color: #666; font-size: .9em; }
 </style>
 <script>
 "use strict";
-// choices[i] is the option picked for change i: 0 the suggestion, 1.. its alternatives, -1 the original
+// segments: untouched text (strings), flagged words with no suggestion ({flag, score}) and changes
+// ({original, options}); choices[i] is the option picked for change i: 0 the suggestion, 1.. its
+// alternatives, -1 the original
+function isChange(s) { return typeof s !== "string" && !("flag" in s); }
 function joined(segments, choices) {
   let k = 0;
-  return segments.map(s => typeof s === "string" ? s
+  return segments.map(s => typeof s === "string" ? s : "flag" in s ? s.flag
     : (c => c < 0 ? s.original : s.options[c].text)(choices[k++])).join("");
 }
 function label(o) { return o.score === null ? o.text : o.text + " (" + o.score.toFixed(2) + ")"; }
@@ -46,7 +50,7 @@ function draw(data) {
   const h = document.createElement("h2");
   h.textContent = data.header;
   section.append(h);
-  const changes = data.segments.filter(s => typeof s !== "string");
+  const changes = data.segments.filter(isChange);
   const choices = changes.map(() => 0);
   const meta = document.createElement("p");
   meta.className = "meta";
@@ -65,6 +69,13 @@ function draw(data) {
   let k = 0;
   for (const s of data.segments) {
     if (typeof s === "string") { text.append(document.createTextNode(s)); continue; }
+    if ("flag" in s) {
+      const mark = document.createElement("mark");
+      mark.textContent = s.flag;
+      mark.title = "flagged (" + s.score.toFixed(2) + "), no confident suggestion: check it";
+      text.append(mark);
+      continue;
+    }
     const i = k++;
     const menu = document.createElement("select");
     menu.title = "was: " + s.original;
@@ -97,14 +108,16 @@ document.addEventListener("DOMContentLoaded", () => {
 </script>
 </head><body>
 <h1>degarble: suggested changes</h1>
-<p class="meta">Every change is a menu in the text. The box under each text holds it with the choices
-made; copy it from there.</p>
+<p class="meta">Every change is a menu in the text; <mark>marked</mark> words are ones the detector doubts
+but has no confident suggestion for. The box under each text holds it with the choices made; copy it
+from there.</p>
 """
 
 
-def record_block(header: str, text: str, edits: Iterable[Edit]) -> str:
-    """One record as the page's embedded JSON (``header``, the text's :func:`choice_segments`)."""
-    data = json.dumps({"header": header, "segments": choice_segments(text, edits)}, ensure_ascii=False)
+def record_block(header: str, text: str, edits: Iterable[Edit], flagged: Iterable = ()) -> str:
+    """One record as the page's embedded JSON (``header``, the text's :func:`choice_segments`,
+    with the ``flagged`` spans no edit covers marked)."""
+    data = json.dumps({"header": header, "segments": choice_segments(text, edits, flagged)}, ensure_ascii=False)
     # inside <script>, "</script" or "<!--" in the text could end or confuse the element: every
     # "<" is written as the JSON escape \u003c, which JSON.parse reads back as "<"
     data = data.replace("<", "\\u003c")
