@@ -573,6 +573,17 @@ def test_min_score_reaches_the_model(tmp_path, tiny_ranked_bundle, tagged_infill
     assert "between 0 and 1" in capsys.readouterr().err
 
 
+def test_restore_diff_names_a_deletion(tmp_path, tiny_ranked_bundle, monkeypatch, capsys):
+    from degarble.models.restorer import Restorer
+
+    monkeypatch.setattr(Restorer, "infill", lambda self, items, batch_size=32: [[("", 0.95, [])] * len(spans)
+                                                                                 for _, spans in items])
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "It was really quite big."}])
+    assert main(["restore", src, "--model", str(tiny_ranked_bundle), "--format", "diff", "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert "→ (delete)  (0.95)" in out and "→   (" not in out
+
+
 def test_restore_alternatives_with_greedy_is_a_usage_error(tmp_path, tiny_ranked_bundle, capsys):
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": "The deputy overseas minister said so."}])
     assert main(["restore", src, "--model", str(tiny_ranked_bundle), "--alternatives", "2", "--greedy"]) == 2

@@ -920,7 +920,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             out.write(f"## {_header(line, rec)}: {n} change{'s' if n != 1 else ''}\n")
             for e in sorted(result["edits"], key=lambda e: e["start"]):
                 score = f"  ({float(e['score']):.2f})" if e.get("score") is not None else ""
-                before, after = e["before"], e["after"]
+                before, after = e["before"].strip(), _shown(e["after"])
                 if color:
                     change = f"{_DEL}{before}{_RESET} → {_INS}{after}{_RESET}"
                 else:
@@ -930,7 +930,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 )
                 for k, alt in enumerate(e.get("alternatives") or (), 1):
                     alt_score = f"  ({float(alt['score']):.2f})" if alt.get("score") is not None else ""
-                    out.write(f"      or {k}: {alt['before']} → {alt['after']}{alt_score}\n")
+                    out.write(f"      or {k}: {alt['before'].strip()} → {_shown(alt['after'])}{alt_score}\n")
             out.write(_ensure_newline(_diff_inline(rec[args.text_field], result["edits"], color)) + "\n")
 
     def begin(out) -> None:
@@ -980,10 +980,10 @@ def review_edits(text: str, edits: list[Edit], ask: Callable[[str], str | None],
         if rest is None:
             tell(f"[{k}/{len(edits)}] {_context(text, e, color)}")
             score = f" ({e.score:.2f})" if e.score is not None else ""
-            tell(f"    {e.before} → {_shown(e.after)}{score}")
+            tell(f"    {e.before.strip()} → {_shown(e.after)}{score}")
             for j, alt in enumerate(e.alternatives, 1):
                 alt_score = f" ({alt.score:.2f})" if alt.score is not None else ""
-                tell(f"    {j}: {alt.before} → {_shown(alt.after)}{alt_score}")
+                tell(f"    {j}: {alt.before.strip()} → {_shown(alt.after)}{alt_score}")
         numbers = f"/1-{len(e.alternatives)}" if len(e.alternatives) > 1 else "/1" if e.alternatives else ""
         choice = rest
         while choice is None:
