@@ -868,6 +868,18 @@ def _restorer_call(args: argparse.Namespace) -> tuple[Any, Callable, dict[str, A
     return model, restore_fn, kwargs
 
 
+def _run_restore_records(args: argparse.Namespace, restore: Callable, render: Callable,
+                         begin: Callable | None = None) -> int:
+    """:func:`_run_records` for restore and review: blank texts restored as themselves, and a
+    model that turns out to have no restorer is a usage error, not a failure per record."""
+    from .types import Restoration
+
+    try:
+        return _run_records(args, restore, lambda t: Restoration(t, []), render, args.batch_size, begin)
+    except NotImplementedError as e:
+        raise UsageError(f"{_NO_RESTORER} ({e})" if str(e) else _NO_RESTORER) from e
+
+
 def _add_min_score_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-score",
@@ -881,8 +893,6 @@ def _add_min_score_arg(p: argparse.ArgumentParser) -> None:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """``degarble restore``: add "restored" and "edits" to each record."""
-    from .types import Restoration
-
     model, restore_fn, kwargs = _restorer_call(args)
     # the page also marks the words the detector flagged (in paragraphs it judged spun) that no
     # change covers: a second detect pass, for a view that is read by a person anyway
@@ -929,8 +939,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     f"  {e['start']}-{e['end']}  {change}{_DIM if color else ''}{score}{_RESET if color else ''}\n"
                 )
                 for k, alt in enumerate(e.get("alternatives") or (), 1):
-                    alt_score = f"  ({float(alt['score']):.2f})" if alt.get("score") is not None else ""
-                    out.write(f"      or {k}: {alt['before'].strip()} → {_shown(alt['after'])}{alt_score}\n")
+                    out.write(f"      or {k}: {_change_text(alt['before'], alt['after'], alt.get('score'))}\n")
             out.write(_ensure_newline(_diff_inline(rec[args.text_field], result["edits"], color)) + "\n")
 
     def begin(out) -> None:
@@ -939,10 +948,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
             out.write(HEAD)
 
-    try:
-        return _run_records(args, restore, lambda t: Restoration(t, []), render, args.batch_size, begin)
-    except NotImplementedError as e:
-        raise UsageError(f"{_NO_RESTORER} ({e})" if str(e) else _NO_RESTORER) from e
+    return _run_restore_records(args, restore, render, begin)
 
 
 # --------------------------------------------------------------------------------------------
@@ -954,6 +960,11 @@ _REVIEW_HELP = ("y accept, n reject, a number: that alternative, e: type your ow
 
 def _shown(after: str) -> str:
     return after if after else "(delete)"
+
+
+def _change_text(before: str, after: str, score: float | None) -> str:
+    """``before → after (score)`` as the diff listing and the review show a change."""
+    return f"{before.strip()} → {_shown(after)}" + (f"  ({float(score):.2f})" if score is not None else "")
 
 
 def _context(text: str, edit: Edit, color: bool, width: int = 70) -> str:
@@ -979,11 +990,9 @@ def review_edits(text: str, edits: list[Edit], ask: Callable[[str], str | None],
     for k, e in enumerate(edits, 1):
         if rest is None:
             tell(f"[{k}/{len(edits)}] {_context(text, e, color)}")
-            score = f" ({e.score:.2f})" if e.score is not None else ""
-            tell(f"    {e.before.strip()} → {_shown(e.after)}{score}")
+            tell(f"    {_change_text(e.before, e.after, e.score)}")
             for j, alt in enumerate(e.alternatives, 1):
-                alt_score = f" ({alt.score:.2f})" if alt.score is not None else ""
-                tell(f"    {j}: {alt.before.strip()} → {_shown(alt.after)}{alt_score}")
+                tell(f"    {j}: {_change_text(alt.before, alt.after, alt.score)}")
         numbers = f"/1-{len(e.alternatives)}" if len(e.alternatives) > 1 else "/1" if e.alternatives else ""
         choice = rest
         while choice is None:
@@ -1021,7 +1030,6 @@ def review_edits(text: str, edits: list[Edit], ask: Callable[[str], str | None],
 def cmd_review(args: argparse.Namespace) -> int:
     """``degarble review``: restore, then accept or reject each change on the terminal."""
     from .edits import apply_edits
-    from .types import Restoration
 
     if args.input == "-":
         raise UsageError("review reads your answers from standard input: give the text as a file (IN)")
@@ -1053,10 +1061,7 @@ def cmd_review(args: argparse.Namespace) -> int:
             out.write_record({**rec, "restored": restored, "edits": [e.to_dict() for e in accepted],
                               "rejected": [e.to_dict() for e in rejected]})
 
-    try:
-        return _run_records(args, restore, lambda t: Restoration(t, []), render, args.batch_size)
-    except NotImplementedError as e:
-        raise UsageError(f"{_NO_RESTORER} ({e})" if str(e) else _NO_RESTORER) from e
+    return _run_restore_records(args, restore, render)
 
 
 # --------------------------------------------------------------------------------------------

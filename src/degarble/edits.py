@@ -22,10 +22,7 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     for e in ordered:
         if e.start < prev_end:
             raise EditError(f"overlapping edits at {e.start}:{e.end}")
-        if not (0 <= e.start <= e.end <= len(text)):
-            raise EditError(f"edit {e.start}:{e.end} outside text of length {len(text)}")
-        if text[e.start : e.end] != e.before:
-            raise EditError(f"edit {e.start}:{e.end} expects {e.before!r}, text has {text[e.start:e.end]!r}")
+        _check_fits(text, e)
         prev_end = e.end
     out = []
     pos = 0
@@ -35,6 +32,14 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
         pos = e.end
     out.append(text[pos:])
     return "".join(out)
+
+
+def _check_fits(text: str, e: Edit) -> None:
+    """Raise :class:`EditError` unless ``e`` lies inside ``text`` and its ``before`` is what is there."""
+    if not (0 <= e.start <= e.end <= len(text)):
+        raise EditError(f"edit {e.start}:{e.end} outside text of length {len(text)}")
+    if text[e.start : e.end] != e.before:
+        raise EditError(f"edit {e.start}:{e.end} expects {e.before!r}, text has {text[e.start:e.end]!r}")
 
 
 def choice_segments(text: str, edits: Iterable[Edit], flagged: Iterable = ()) -> list[str | dict]:
@@ -68,8 +73,7 @@ def choice_segments(text: str, edits: Iterable[Edit], flagged: Iterable = ()) ->
         if start < pos:
             raise EditError(f"overlapping edits at {start}:{end}")
         for x in group:
-            if text[x.start : x.end] != x.before:
-                raise EditError(f"edit {x.start}:{x.end} expects {x.before!r}, text has {text[x.start:x.end]!r}")
+            _check_fits(text, x)
         untouched(pos, start)
         options = [{"text": text[start : x.start] + x.after + text[x.end : end],
                     "score": None if x.score is None else round(float(x.score), 4)} for x in group]
