@@ -91,6 +91,7 @@ def fake_spinner(monkeypatch):
     mod = types.ModuleType("degarble.spin")
     mod.spin = fake_spin
     mod.PROFILES = {"fake.v1": object()}
+    mod.BASE_PROFILES = ("fake.v1",)
     mod.RATES = {"light": 0.08, "medium": 0.20, "heavy": 0.35}
     monkeypatch.setitem(sys.modules, "degarble.spin", mod)
     return mod
@@ -144,6 +145,17 @@ def result(report, set_name, system):
 
 # --------------------------------------------------------------------------------------------------
 # named sets, end to end
+
+
+def test_spin_set_profiles_are_a_named_group_or_a_list(workspace):
+    """"all" (every current profile), "base" (the five of degarble 0.2: bbc-test.v1 keeps its means
+    comparable when a profile is added) or names; anything else is a clear error."""
+    defn = {"name": "x", "kind": "spin", "source": "data/derived/test.paragraphs.jsonl", "select": {"count": 3},
+            "spin": {"profiles": "base", "rates": ["light"]}}
+    assert [s.name for s in evaluate._build_spin_sets(defn, workspace, None, None, print)] == ["x/fake.v1/light"]
+    defn["spin"]["profiles"] = "bogus"
+    with pytest.raises(evaluate.SetError, match="'bogus': use \"all\", \"base\" or a list of names"):
+        evaluate._build_spin_sets(defn, workspace, None, None, print)
 
 
 def test_named_sets_end_to_end(workspace, capsys):

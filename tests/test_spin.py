@@ -156,6 +156,32 @@ def test_signature_names_profile_thesaurus_rate_seed_version():
     assert s.signature.startswith("spin:phrase-heavy.v1|thes:en.v1|rate:0.20|seed:7|v:")
 
 
+def _fit_spinner(context_fit: float, seed: int) -> Spinner:
+    """A spinner with two equally weighted candidates for "told", and bigram counts in which only
+    "informed" ever follows "she" and precedes "reporters"."""
+    from degarble.models.context import BigramModel, NgramCounts, sequence_keys
+
+    th = Thesaurus({"told": [("instructed", 1.0), ("informed", 1.0)]}, {}, "tiny.v0")
+    counts = NgramCounts.from_sequences([sequence_keys("she informed reporters".split())] * 20, min_bigram_count=1)
+    profile = replace(ALL, name="test-fit.v0", top_k=2, reuse=0.0, context_fit=context_fit)
+    return Spinner(profile, seed=seed, thesaurus=th, bigrams=BigramModel(counts))
+
+
+def test_context_fit_prefers_the_candidate_that_fits_its_neighbours():
+    picks = {fit: [_fit_spinner(fit, k).spin("She told reporters.").edits[0].before for k in range(40)]
+             for fit in (0.0, 1.0)}
+    assert set(picks[0.0]) == {"instructed", "informed"}  # blind: both, by their equal weights
+    assert set(picks[1.0]) == {"informed"}  # "she instructed reporters" is never seen in the counts
+
+
+def test_context_fit_names_its_bigram_counts_in_the_signature():
+    assert "|lm:custom|" in _fit_spinner(1.0, 0).spin("She told reporters.").signature
+    assert "|lm:" not in _fit_spinner(0.0, 0).spin("She told reporters.").signature
+    s = spin("The minister told reporters the meeting was possible.", profile="natural.v1", seed=1)
+    assert "|lm:en-news:" in s.signature
+    assert apply_edits(s.text, s.edits) == "The minister told reporters the meeting was possible."
+
+
 def test_bad_arguments_are_clear():
     with pytest.raises(ValueError, match="unknown spinner profile"):
         spin("x", profile="nope")

@@ -154,6 +154,20 @@ def test_train_detector_stop_step_cuts_the_run_but_keeps_its_schedule(tmp_path, 
     assert summary["config"]["max_steps"] == 6 and summary["config"]["stop_step"] == 2
 
 
+def test_train_detector_draws_profiles_by_their_weights(tmp_path, sample_paragraphs):
+    """``profile_weights`` (detector phase 9 spins twice as often with natural.v1); one number per profile."""
+    base = make_tiny_detector_dir(tmp_path / "base", sample_paragraphs)
+    profiles = ["--profiles", '["synonym-swap.v2", "natural.v1"]']
+    bad = subprocess.run(_tiny_detector_cmd(tmp_path, base) + profiles + ["--profile_weights", "[1, 2, 3]"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "profile_weights has 3 numbers for 2 profiles" in bad.stderr
+    out = subprocess.run(_tiny_detector_cmd(tmp_path, base) + profiles + ["--profile_weights", "[1, 2]"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    config = json.loads((tmp_path / "run" / "summary.json").read_text())["config"]
+    assert config["profiles"] == ["synonym-swap.v2", "natural.v1"] and config["profile_weights"] == [1, 2]
+
+
 def test_calibration_groups_set_the_threshold_on_every_clean_news_paragraph():
     """The shipped threshold is calibrated on every news paragraph outside the spun groups; the
     spun groups are the ones training validates on, and no text is both clean and spun."""

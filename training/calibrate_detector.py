@@ -33,7 +33,7 @@ from pathlib import Path
 from degarble.models.detector import PARAGRAPH_SCORES
 from degarble.models.precision import PRECISIONS
 from degarble.score import auroc, prf
-from degarble.spin import PROFILES, RATES, Spinner
+from degarble.spin import BASE_PROFILES, RATES, Spinner
 from degarble.text import words
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     model = Model(args.bundle, precision=args.precision)
-    groups = calibration_groups(vf, args.val_paragraphs, sorted(PROFILES),
+    groups = calibration_groups(vf, args.val_paragraphs, list(BASE_PROFILES),
                                 tuple(args.clean_sources.split(",")) if args.clean_sources else ())
     if args.top_share is not None:
         model.detector.top_share = args.top_share

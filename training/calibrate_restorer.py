@@ -24,7 +24,7 @@ from pathlib import Path
 
 from degarble.edits import apply_edits
 from degarble.score import clean_preservation, edit_prf, wer
-from degarble.spin import PROFILES, RATES, Spinner
+from degarble.spin import BASE_PROFILES, RATES, Spinner
 
 REPO = Path(__file__).resolve().parents[1]
 SCORE_GRID = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8]
@@ -45,7 +45,7 @@ def validation_sets(n: int, path: str = VALIDATION, seed: int = 4242) -> tuple[l
     pick = random.Random(seed).sample(range(len(texts)), 2 * n)
     clean = [texts[i] for i in pick[:n]]
     original = [texts[i] for i in pick[n:]]
-    names = sorted(PROFILES)
+    names = list(BASE_PROFILES)
     spun = [Spinner(names[k % len(names)], rate=RATES["medium"], seed=11).spin(t).text for k, t in enumerate(original)]
     return clean, spun, original
 

@@ -20,6 +20,7 @@ import json
 import math
 import random
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from common import (  # training/ is on sys.path
 from degarble.models.detector import IGNORE, Detector, encode_words
 from degarble.models.precision import cpu_has_bf16
 from degarble.seed import set_seed
-from degarble.spin import PROFILES, RATES, Spinner
+from degarble.spin import BASE_PROFILES, RATES, Spinner
 from degarble.text import sentences, words
 
 
@@ -73,7 +74,8 @@ class TrainConfig:
     stride: int = 32  # overlap between inference windows
     clean_share: float = 0.2  # pieces left unspun, so "nothing spun" is learned too
     rates: list = field(default_factory=lambda: [RATES["light"], RATES["medium"], 0.25, RATES["heavy"]])
-    profiles: list = field(default_factory=lambda: sorted(PROFILES))
+    profiles: list = field(default_factory=lambda: list(BASE_PROFILES))
+    profile_weights: list = field(default_factory=list)  # how often each profile spins a piece; [] = evenly
     eval_every: int = 400  # steps between validations (and checkpoints)
     val_paragraphs: int = 400  # per validation group (clean, light, medium, heavy)
     target_fpr: float = 0.01  # the threshold keeps false positives on clean validation news at this
@@ -87,6 +89,8 @@ class TrainConfig:
 
 
 cfg = parse_config(TrainConfig, __doc__.split("\n\n")[0])
+if cfg.profile_weights and len(cfg.profile_weights) != len(cfg.profiles):
+    sys.exit(f"error: profile_weights has {len(cfg.profile_weights)} numbers for {len(cfg.profiles)} profiles")
 set_seed(cfg.seed)
 if cfg.threads:
     torch.set_num_threads(cfg.threads)
@@ -127,7 +131,10 @@ def sample_example(step: int, k: int):
         toks, labels = words(piece), [0] * len(words(piece))
         text = piece
     else:
-        sp = spinners[(data_rng.choice(cfg.profiles), data_rng.choice(cfg.rates))]
+        # (an even draw keeps random.choice, so runs from before profile_weights replay exactly)
+        profile = (data_rng.choices(cfg.profiles, cfg.profile_weights)[0] if cfg.profile_weights
+                   else data_rng.choice(cfg.profiles))
+        sp = spinners[(profile, data_rng.choice(cfg.rates))]
         sp.seed = cfg.seed * 1_000_003 + step * 997 + k  # a fresh spin of the same text every time
         spun = sp.spin(piece)
         toks, labels = words(spun.text), gold_word_labels(spun)

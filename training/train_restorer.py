@@ -55,7 +55,7 @@ from degarble.models.restorer import (
     segments,
 )
 from degarble.seed import set_seed
-from degarble.spin import PROFILES, RATES, Spinner
+from degarble.spin import BASE_PROFILES, RATES, Spinner
 from degarble.text import compare_key, words
 from degarble.types import Edit
 
@@ -86,7 +86,7 @@ class TrainConfig:
     miss_rate: float = 0.08  # share of gold edits left unmarked (the detector misses some)
     fp_rate: float = 0.03  # chance that a clean word is marked anyway (target: itself)
     rates: list = field(default_factory=lambda: [RATES["light"], RATES["medium"], 0.25, RATES["heavy"]])
-    profiles: list = field(default_factory=lambda: sorted(PROFILES))
+    profiles: list = field(default_factory=lambda: list(BASE_PROFILES))
     eval_every: int = 500  # steps between validations (and checkpoints)
     val_pieces: int = 300
     calibration_paragraphs: int = 200  # per group (clean, spun) for the edit threshold

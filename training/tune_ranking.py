@@ -50,7 +50,7 @@ from degarble.models.restorer import (
     logistic,
 )
 from degarble.score import edit_triples, prf, spans_to_labels
-from degarble.spin import PROFILES, RATES, Spinner
+from degarble.spin import BASE_PROFILES, RATES, Spinner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_restorer import SCORE_GRID, best_min_score  # noqa: E402
@@ -71,7 +71,7 @@ def paragraphs(n_spun: int, n_clean: int, seed: int, path: str = TRAIN) -> list[
         sys.exit(f"error: {p} not found; build the corpus first: python data/build_corpus.py")
     texts = [t for t in datasets.load_dataset("json", data_files=str(p), split="train")["text"] if t.strip()]
     pick = random.Random(seed).sample(range(len(texts)), n_spun + n_clean)
-    names, rates = sorted(PROFILES), ("light", "medium", "heavy")
+    names, rates = list(BASE_PROFILES), ("light", "medium", "heavy")
     items = []
     for k, i in enumerate(pick[:n_spun]):
         spun = Spinner(names[k % len(names)], rate=RATES[rates[k % 3]], seed=seed + k).spin(texts[i]).text

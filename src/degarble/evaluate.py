@@ -242,14 +242,19 @@ def _read_source_texts(defn: dict, root: Path, shared: Path | None, log) -> tupl
 
 def _build_spin_sets(defn: dict, root: Path, shared: Path | None, limit: int | None, log) -> list[EvalSet]:
     try:
-        from .spin import PROFILES, RATES, spin
+        from .spin import BASE_PROFILES, PROFILES, RATES, spin
     except ImportError as e:
         raise SetError(f"set {defn['name']!r}: the spinner (degarble.spin) is not available ({e})") from e
     items, info = _read_source_texts(defn, root, shared, log)
     chosen = _select(items, defn.get("select", {}), limit)
     cfg = defn.get("spin", {})
+    # "all": every current profile; "base": the five of degarble 0.2, which keep a set's means
+    # comparable across releases; or a list of names
+    named = {"all": sorted(PROFILES), "base": list(BASE_PROFILES)}
     profiles = cfg.get("profiles", "all")
-    profiles = sorted(PROFILES) if profiles == "all" else list(profiles)
+    if isinstance(profiles, str) and profiles not in named:
+        raise SetError(f"set {defn['name']!r}: spin profiles {profiles!r}: use \"all\", \"base\" or a list of names")
+    profiles = named[profiles] if isinstance(profiles, str) else list(profiles)
     seed = int(cfg.get("seed", 13))
     out = []
     for profile in profiles:

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 # A word: an acronym with dots (U.S., U.N.), a number (1,200 / 3.5 / 20), or letters/digits with
 # inner apostrophes (it's, don't, Ryabkov’s). Hyphens split words ("face-to-face" is three words),
 # as real spinners swap the parts of hyphenated compounds independently.
+#: Sentence-boundary keys of the n-gram counts (models/context.py) and of the spinner's fit.
+BOS, EOS = "<s>", "</s>"
+
 _WORD_RE = re.compile(
     r"(?:[A-Za-z]\.){2,}"  # acronyms with dots
     r"|\d+(?:[.,:]\d+)*"  # numbers

@@ -34,11 +34,11 @@ from typing import NamedTuple
 import numpy as np
 
 from ..spin.inverse import Inverse, lookup_possessive
+from ..text import BOS, EOS
 
 FEATURES = ("gain", "gain_prior", "has_original", "log_unigram")
 COUNTS_FILE = "context.safetensors"
 INVERSE_FILE = "context_inverse.tsv.gz"
-BOS, EOS = "<s>", "</s>"
 _CLIP = 15.0  # nats; a gain beyond this says nothing more and an unseen word should not dominate
 _SEP = "\x1f"  # separates the words of the stored vocabulary (never inside a word)
 
@@ -146,7 +146,67 @@ class _Block(NamedTuple):
     log_prior: np.ndarray  # log(prior + 1e-3)
 
 
-class ContextScorer:
+class BigramModel:
+    """A bigram language model over :class:`NgramCounts`: Dirichlet-smoothed ``log P(b | a)``.
+
+    :param counts: n-gram counts of clean training text.
+    :param mu: Dirichlet smoothing of the bigram probabilities (pseudo-counts of the unigram model).
+    """
+
+    def __init__(self, counts: NgramCounts, mu: float = 50.0):
+        self.counts = counts
+        self.mu = float(mu)
+
+    def _p_uni(self, count: np.ndarray) -> np.ndarray:
+        """Add-0.1 unigram probabilities from counts."""
+        return (count + 0.1) / (self.counts.total + 0.1 * self.counts.vocab)
+
+    def _lp(self, a: np.ndarray, b: np.ndarray, count_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
+        """log P(b | a) for word numbers, Dirichlet-smoothed towards P(b)."""
+        return np.log((self.counts.bigram(a, b) + self.mu * p_b) / (count_a + self.mu))
+
+    def _summed_logprob(self, pairs: list[tuple[int, str, str]], n: int) -> np.ndarray:
+        """For ``(k, a, b)`` word pairs: the sum of log P(b | a) over each group ``k`` < ``n``."""
+        return self._pair_sums([x[0] for x in pairs], [x[1] for x in pairs], [x[2] for x in pairs], n)
+
+    def _pair_sums(self, group, firsts: list[str], seconds: list[str], n: int) -> np.ndarray:
+        """:meth:`_summed_logprob` from flat lists: log P(``seconds[i]`` | ``firsts[i]``) summed
+        over each ``group[i]`` < ``n``."""
+        if not len(group):
+            return np.zeros(n)
+        c = self.counts
+        a, b = c.ids(firsts), c.ids(seconds)
+        lp = self._lp(a, b, c.unigram(a), self._p_uni(c.unigram(b)))
+        return np.bincount(group, weights=lp, minlength=n)
+
+    def chain_logprob(self, prev: str, options: list[list[str]], nxt: str) -> np.ndarray:
+        """log P of each option's words (compare keys) between the words ``prev`` and ``nxt``
+        under the smoothed bigram model; an empty option joins ``prev`` to ``nxt``. The restorer's
+        candidate ranking compares options for one slot with it, and so does a spinner profile with
+        ``context_fit`` (:class:`degarble.spin.Profile`)."""
+        return self.chain_logprobs([(prev, options, nxt)])[0]
+
+    def chain_logprobs(self, slots: list[tuple[str, list[list[str]], str]]) -> list[np.ndarray]:
+        """:meth:`chain_logprob` of each ``(prev, options, nxt)`` slot, in one vectorised pass."""
+        # flat lists of the words already held, no tuple per pair: hundreds of thousands of new
+        # objects would set off full garbage collections over the (large) tables
+        firsts: list[str] = []
+        seconds: list[str] = []
+        lengths: list[int] = []  # pairs per option
+        sizes = []  # options per slot
+        for prev, options, nxt in slots:
+            for o in options:
+                firsts.append(prev)
+                firsts += o
+                seconds += o
+                seconds.append(nxt)
+                lengths.append(len(o) + 1)
+            sizes.append(len(options))
+        flat = self._pair_sums(np.repeat(np.arange(len(lengths)), lengths), firsts, seconds, len(lengths))
+        return np.split(flat, np.cumsum(sizes)[:-1]) if slots else []
+
+
+class ContextScorer(BigramModel):
     """Adjusts the detector's word probabilities with corpus evidence (see the module docstring).
 
     :param counts: n-gram counts of clean training text.
@@ -163,11 +223,10 @@ class ContextScorer:
         if len(weights) != 1 + len(FEATURES):
             raise ValueError(f"context weights: expected {1 + len(FEATURES)} (logit, {', '.join(FEATURES)}), "
                              f"got {len(weights)}")
-        self.counts = counts
+        super().__init__(counts, mu)
         self.inverse = inverse
         self.weights = np.asarray(weights, dtype=np.float64)
         self.bias = float(bias)
-        self.mu = float(mu)
         self.max_candidates = int(max_candidates)
         self.floor = float(floor)
         self._parsed: dict[str, list[tuple[str, float]] | None] = {}
@@ -207,28 +266,6 @@ class ContextScorer:
             self._parsed[key] = (None if raw is None else
                                  [(parts[k], float(parts[k + 1])) for k in range(0, len(parts) - 1, 2)])
         return self._parsed[key]
-
-    def _p_uni(self, count: np.ndarray) -> np.ndarray:
-        """Add-0.1 unigram probabilities from counts."""
-        return (count + 0.1) / (self.counts.total + 0.1 * self.counts.vocab)
-
-    def _lp(self, a: np.ndarray, b: np.ndarray, count_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
-        """log P(b | a) for word numbers, Dirichlet-smoothed towards P(b)."""
-        return np.log((self.counts.bigram(a, b) + self.mu * p_b) / (count_a + self.mu))
-
-    def _summed_logprob(self, pairs: list[tuple[int, str, str]], n: int) -> np.ndarray:
-        """For ``(k, a, b)`` word pairs: the sum of log P(b | a) over each group ``k`` < ``n``."""
-        return self._pair_sums([x[0] for x in pairs], [x[1] for x in pairs], [x[2] for x in pairs], n)
-
-    def _pair_sums(self, group, firsts: list[str], seconds: list[str], n: int) -> np.ndarray:
-        """:meth:`_summed_logprob` from flat lists: log P(``seconds[i]`` | ``firsts[i]``) summed
-        over each ``group[i]`` < ``n``."""
-        if not len(group):
-            return np.zeros(n)
-        c = self.counts
-        a, b = c.ids(firsts), c.ids(seconds)
-        lp = self._lp(a, b, c.unigram(a), self._p_uni(c.unigram(b)))
-        return np.bincount(group, weights=lp, minlength=n)
 
     def _block(self, key: str) -> _Block | None:
         """``key``'s candidates as arrays (cached: a text's words repeat, and so do texts' words)."""
@@ -282,31 +319,6 @@ class ContextScorer:
                                                                -_CLIP, _CLIP)
         out[idx[rows], FEATURES.index("has_original")] = 1.0
         return out
-
-    def chain_logprob(self, prev: str, options: list[list[str]], nxt: str) -> np.ndarray:
-        """log P of each option's words (compare keys) between the words ``prev`` and ``nxt``
-        under the smoothed bigram model; an empty option joins ``prev`` to ``nxt``. The restorer's
-        candidate ranking compares options for one slot with it."""
-        return self.chain_logprobs([(prev, options, nxt)])[0]
-
-    def chain_logprobs(self, slots: list[tuple[str, list[list[str]], str]]) -> list[np.ndarray]:
-        """:meth:`chain_logprob` of each ``(prev, options, nxt)`` slot, in one vectorised pass."""
-        # flat lists of the words already held, no tuple per pair: hundreds of thousands of new
-        # objects would set off full garbage collections over the (large) tables
-        firsts: list[str] = []
-        seconds: list[str] = []
-        lengths: list[int] = []  # pairs per option
-        sizes = []  # options per slot
-        for prev, options, nxt in slots:
-            for o in options:
-                firsts.append(prev)
-                firsts += o
-                seconds += o
-                seconds.append(nxt)
-                lengths.append(len(o) + 1)
-            sizes.append(len(options))
-        flat = self._pair_sums(np.repeat(np.arange(len(lengths)), lengths), firsts, seconds, len(lengths))
-        return np.split(flat, np.cumsum(sizes)[:-1]) if slots else []
 
     def adjust(self, keys: list[str], probs: list[float]) -> list[float]:
         """The detector's word probabilities with the corpus evidence folded in."""

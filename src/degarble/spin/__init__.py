@@ -5,11 +5,22 @@
 >>> s.text, s.edits, s.signature  # doctest: +SKIP
 """
 
-from .spinner import DEFAULT_PROFILE, PROFILES, RATES, RETIRED_PROFILES, Profile, Spinner, resolve_rate, spin
+from .spinner import (
+    BASE_PROFILES,
+    DEFAULT_PROFILE,
+    PROFILES,
+    RATES,
+    RETIRED_PROFILES,
+    Profile,
+    Spinner,
+    resolve_rate,
+    spin,
+)
 from .thesaurus import THESAURUS_VERSION, Thesaurus, ThesaurusError, load_thesaurus
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "BASE_PROFILES",
     "PROFILES",
     "RATES",
     "RETIRED_PROFILES",
