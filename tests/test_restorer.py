@@ -458,6 +458,17 @@ def test_min_score_replaces_the_calibrated_one_for_a_call(tiny_ranked_bundle, ta
         model.restore([text], min_score=1.5)
 
 
+def test_restore_takes_the_callers_detections(tiny_ranked_bundle, tagged_infill):
+    """``restore(detections=...)`` restores from detections the caller already has (the HTML page
+    shows them too) exactly as from its own; one per text, or a clear error."""
+    model = degarble.load(tiny_ranked_bundle)
+    texts = ["The deputy overseas minister said so.", "Officials mentioned the firm."]
+    detections = model.detect(texts)
+    assert model.restore(texts, min_score=0.45, detections=detections) == model.restore(texts, min_score=0.45)
+    with pytest.raises(ValueError, match="detections: 1 for 2 texts"):
+        model.restore(texts, detections=detections[:1])
+
+
 def test_greedy_restore_skips_ranking_at_the_greedy_min_score(tiny_ranked_bundle, tagged_infill):
     """``restore(greedy=True)`` on a bundle with ``rank`` and ``greedy_min_score`` uses a restorer
     without ranking at that min_score (sharing the weights); the default keeps the ranked one."""

@@ -89,13 +89,19 @@ def test_restore_html_page(tmp_path, tiny_ranked_bundle, monkeypatch):
         return [[("first", 0.95, [("second", 0.4)][: self.alternatives])] * len(spans) for _, spans in items]
 
     monkeypatch.setattr(Restorer, "infill", infill)
+    from degarble.models.detector import Detector
+
+    detect, passes = Detector.detect, []
+    monkeypatch.setattr(Detector, "detect", lambda self, *a, **k: passes.append(1) or detect(self, *a, **k))
     texts = ["The deputy overseas minister said so. He mentioned <b>it</b>.", "", "Officials mentioned the firm."]
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"id": f"r{k}", "text": t}) + "\n" for k, t in enumerate(texts)))
     jsonl, page = tmp_path / "out.jsonl", tmp_path / "review.html"
     args = ["restore", str(src), "--model", str(tiny_ranked_bundle), "--alternatives", "1"]
     assert main([*args, "-o", str(jsonl)]) == 0
+    jsonl_passes = len(passes)
     assert main([*args, "--format", "html", "-o", str(page)]) == 0
+    assert len(passes) == 2 * jsonl_passes  # the page restores from its own detections: no second pass
     html = page.read_text()
     assert html.startswith("<!doctype html>") and html.count(HEAD) == 1 and "<b>it</b>" not in html
     restored = [json.loads(line)["restored"] for line in jsonl.read_text().splitlines()]

@@ -895,14 +895,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
     """``degarble restore``: add "restored" and "edits" to each record."""
     model, restore_fn, kwargs = _restorer_call(args)
     # the page also marks the words the detector flagged (in paragraphs it judged spun) that no
-    # change covers: a second detect pass, for a view that is read by a person anyway
+    # change covers; a model that takes them restores from the same detections, in one pass
     detect_fn = getattr(model, "detect", None) if args.format == "html" else None
 
     def restore(texts: list[str]) -> list[Any]:
-        restored = restore_fn(texts, **kwargs)
         if detect_fn is None:
-            return restored
-        return list(zip(restored, detect_fn(texts)))
+            return restore_fn(texts, **kwargs)
+        detections = detect_fn(texts)
+        given = {"detections": detections} if _accepts(restore_fn, "detections") else {}
+        return list(zip(restore_fn(texts, **kwargs, **given), detections))
 
     def render(out, line: int, rec: dict, res: Any) -> None:
         flagged = []

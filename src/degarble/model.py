@@ -129,7 +129,8 @@ class Model:
             return self.detector.detect(list(texts), batch_size=batch_size, threshold=threshold)
 
     def restore(self, texts: list[str], batch_size: int = 32, threshold: float | None = None,
-                greedy: bool = False, alternatives: int = 0, min_score: float | None = None) -> list[Restoration]:
+                greedy: bool = False, alternatives: int = 0, min_score: float | None = None,
+                detections: list[Detection] | None = None) -> list[Restoration]:
         """Restore the original wording of each text (needs a bundle with a restorer).
 
         The detector flags spans first; the restorer rewrites only those, in paragraphs judged
@@ -141,6 +142,9 @@ class Model:
         the edits themselves stay the same. ``min_score`` replaces the calibrated confidence an
         edit needs (the bundle's ``min_score``, or ``greedy_min_score`` with ``greedy``): lower
         suggests more changes, more of them wrong, for an editor who reviews each.
+        ``detections``: this model's :meth:`detect` results for ``texts``, when the caller has them
+        already (to show the flagged words beside the changes): they are used instead of a second
+        detection pass (``threshold`` then does nothing).
         """
         if isinstance(texts, str):
             raise TypeError("Model.restore() takes a list of texts; use degarble.restore(text) for one")
@@ -151,12 +155,15 @@ class Model:
                 f"bundle {self.name!r} has no restorer; it can only detect (degarble detect)"
             )
         texts = list(texts)
+        if detections is not None and len(detections) != len(texts):
+            raise ValueError(f"detections: {len(detections)} for {len(texts)} texts; give one per text, in order")
         restorer = self._greedy() if greedy else self.restorer
         if alternatives or min_score is not None:
             restorer = restorer.using(alternatives=alternatives, min_score=min_score)
         with _collector_paused():
-            detections = self.detector.detect(texts, batch_size=batch_size, threshold=threshold)
-            return restorer.restore(texts, detections, batch_size=batch_size)
+            if detections is None:
+                detections = self.detector.detect(texts, batch_size=batch_size, threshold=threshold)
+            return restorer.restore(texts, list(detections), batch_size=batch_size)
 
     def _greedy(self):
         """The restorer without candidate ranking (made on first use; it shares the weights)."""
