@@ -12,7 +12,8 @@ Two measurements on the real spun article in ``shared/dev/seed_dev.jsonl``:
    thesaurus alone, and per chunk kind. The tables come from general resources and rules only;
    nothing here feeds back into them.
 2. **Statistics**: changed words per 100, share of phrase swaps, share of names touched,
-   untouched paragraphs — for the real article and for the simulator spinning the article's
+   untouched paragraphs, and how much worse a swapped word fits its neighbours than the original
+   did (median, in nats of the bigram counts of clean news) — for the real article and for the simulator spinning the article's
    original paragraphs (default rate, several seeds, every profile).
 
 The dev set is only read here; it is never used to build tables or to train.
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from degarble.score import align_words
 from degarble.spin import PROFILES, Spinner, load_thesaurus, rules
+from degarble.spin.spinner import default_bigrams
 from degarble.text import compare_key, words
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,10 +112,25 @@ def substitutions(original: str, spun: str, context: bool = False):
     return out
 
 
+def fit_losses(original: str, spun: str) -> list[float]:
+    """For each one-word swap between two unchanged words: how much worse the spun word fits there
+    than the original, in nats of the bigram model of clean news the spinner's ``context_fit`` uses
+    (log P(original | neighbours) - log P(spun | neighbours); 0 = fits as well)."""
+    lm = default_bigrams()
+    out = []
+    for o, s, _ in substitutions(original, spun, context=True):
+        if len(o) == len(s) == 3 and o[0] == s[0] and o[2] == s[2]:
+            fit = lm.chain_logprob(o[0], [[o[1]], [s[1]]], o[2])
+            out.append(float(fit[0] - fit[1]))
+    return out
+
+
 def stats(pairs) -> dict:
     """Spinning statistics over (original, spun) pairs."""
     n_words = changed = chunks = phrase = names = name_chunks = untouched = 0
+    losses: list[float] = []
     for original, spun in pairs:
+        losses += fit_losses(original, spun)
         subs = substitutions(original, spun)
         n_words += len(words(original))
         untouched += not subs
@@ -133,6 +150,8 @@ def stats(pairs) -> dict:
         "phrase_swap_share": round(phrase / max(chunks, 1), 3),
         "name_touching_share": round(name_chunks / max(chunks, 1), 3),
         "untouched_paragraphs_share": round(untouched / max(len(pairs), 1), 3),
+        # the median, as a few swaps next to rare words reach 10+ nats either way
+        "fit_loss_nats": round(statistics.median(losses), 2) if losses else None,
     }
 
 

@@ -248,3 +248,15 @@ def test_build_tiny_subset_is_deterministic(tmp_path):
             assert seen_doc.setdefault((r["source"], r["doc_id"]), split) == split
             if split in ("train", "validation"):
                 assert r["source"] in {"wikinews_en", "enwiki_2015_sample"}
+
+
+def test_realism_fit_loss_measures_how_much_worse_a_swap_fits_than_its_original():
+    """data/realism.py's fit loss: one value per one-word swap between unchanged neighbours, positive
+    where the original fits better (by the bigram counts natural.v1 uses)."""
+    spec = importlib.util.spec_from_file_location("realism", ROOT / "data" / "realism.py")
+    realism = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(realism)
+    losses = realism.fit_losses("The foreign minister told state media on Monday.",
+                                "The overseas minister told state media on Monday.")
+    assert len(losses) == 1 and losses[0] > 1.0  # "foreign minister" is far likelier than "overseas minister"
+    assert realism.fit_losses("The minister told state media.", "The minister told state media.") == []
