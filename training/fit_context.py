@@ -66,7 +66,8 @@ def fit_examples(texts: list[str], seed: int, profiles: list[str]) -> list[tuple
     """Spun (four in five) and clean paragraphs with gold word labels, as the detector trains on.
 
     Paragraph ``k`` is spun by ``profiles[k % len(profiles)]`` unless ``k % 5 == 0``; with the five
-    base profiles that never picks the first one (content-farm.v1), which the shipped fit kept.
+    base profiles that never picks the first one (content-farm.v1); kept, so that the fit of
+    0.2.1 replays (with the six of phase 9, every profile is used).
     """
     rng = random.Random(seed)
     out = []
