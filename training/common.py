@@ -50,7 +50,16 @@ def parse_config(cls, description: str, argv=None):
     unknown = [p for p in cfg.profiles if p not in PROFILES]
     if unknown:
         sys.exit(f"error: unknown profiles {unknown}; available: {sorted(PROFILES)}")
+    weights = getattr(cfg, "profile_weights", [])
+    if weights and len(weights) != len(cfg.profiles):
+        sys.exit(f"error: profile_weights has {len(weights)} numbers for {len(cfg.profiles)} profiles")
     return cfg
+
+
+def draw_profile(rng: random.Random, profiles: list, weights: list) -> str:
+    """The profile that spins the next piece: by ``weights`` when given, else evenly (with
+    ``rng.choice``, so runs from before ``profile_weights`` replay exactly)."""
+    return rng.choices(profiles, weights)[0] if weights else rng.choice(profiles)
 
 
 def read_texts(path: str) -> list[str]:

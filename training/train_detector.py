@@ -20,7 +20,6 @@ import json
 import math
 import random
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from common import (  # training/ is on sys.path
     REPO,
     LengthBatches,
     base_model_path,
+    draw_profile,
     load_checkpoint,
     parse_config,
     read_texts,
@@ -89,8 +89,6 @@ class TrainConfig:
 
 
 cfg = parse_config(TrainConfig, __doc__.split("\n\n")[0])
-if cfg.profile_weights and len(cfg.profile_weights) != len(cfg.profiles):
-    sys.exit(f"error: profile_weights has {len(cfg.profile_weights)} numbers for {len(cfg.profiles)} profiles")
 set_seed(cfg.seed)
 if cfg.threads:
     torch.set_num_threads(cfg.threads)
@@ -131,10 +129,7 @@ def sample_example(step: int, k: int):
         toks, labels = words(piece), [0] * len(words(piece))
         text = piece
     else:
-        # (an even draw keeps random.choice, so runs from before profile_weights replay exactly)
-        profile = (data_rng.choices(cfg.profiles, cfg.profile_weights)[0] if cfg.profile_weights
-                   else data_rng.choice(cfg.profiles))
-        sp = spinners[(profile, data_rng.choice(cfg.rates))]
+        sp = spinners[(draw_profile(data_rng, cfg.profiles, cfg.profile_weights), data_rng.choice(cfg.rates))]
         sp.seed = cfg.seed * 1_000_003 + step * 997 + k  # a fresh spin of the same text every time
         spun = sp.spin(piece)
         toks, labels = words(spun.text), gold_word_labels(spun)

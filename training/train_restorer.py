@@ -33,6 +33,7 @@ from common import (  # training/ is on sys.path
     REPO,
     LengthBatches,
     base_model_path,
+    draw_profile,
     load_checkpoint,
     parse_config,
     read_texts,
@@ -87,6 +88,7 @@ class TrainConfig:
     fp_rate: float = 0.03  # chance that a clean word is marked anyway (target: itself)
     rates: list = field(default_factory=lambda: [RATES["light"], RATES["medium"], 0.25, RATES["heavy"]])
     profiles: list = field(default_factory=lambda: list(BASE_PROFILES))
+    profile_weights: list = field(default_factory=list)  # how often each profile spins a piece; [] = evenly
     eval_every: int = 500  # steps between validations (and checkpoints)
     val_pieces: int = 300
     calibration_paragraphs: int = 200  # per group (clean, spun) for the edit threshold
@@ -153,7 +155,7 @@ def sample_example(step: int, k: int):
     if data_rng.random() < cfg.clean_share:
         text, edits = piece, []
     else:
-        sp = spinners[(data_rng.choice(cfg.profiles), data_rng.choice(cfg.rates))]
+        sp = spinners[(draw_profile(data_rng, cfg.profiles, cfg.profile_weights), data_rng.choice(cfg.rates))]
         sp.seed = cfg.seed * 1_000_003 + step * 997 + k  # a fresh spin of the same text every time
         spun = sp.spin(piece)
         text, edits = spun.text, spun.edits
