@@ -208,9 +208,8 @@ class Spinner:
             return None
         return cands, "word"
 
-    def _sites(self, text: str, toks: list[Token], caps_ctx: list[bool]) -> list[list[_Site]]:
-        """For each token, the sites starting there, longest first."""
-        keys = [compare_key(t.text) for t in toks]
+    def _sites(self, text: str, toks: list[Token], keys: list[str], caps_ctx: list[bool]) -> list[list[_Site]]:
+        """For each token (``keys``: their compare keys), the sites starting there, longest first."""
         protected = self._protected(text, toks, caps_ctx)
         out: list[list[_Site]] = [[] for _ in toks]
         for i in range(len(toks)):
@@ -356,7 +355,7 @@ class Spinner:
         toks = words(text)
         keys = [compare_key(t.text) for t in toks]
         caps_ctx = self._caps_flags(text, toks)
-        sites = self._sites(text, toks, caps_ctx)
+        sites = self._sites(text, toks, keys, caps_ctx)
         memo: dict[str, str] = {}
         changes: list[tuple[int, int, str]] = []  # (start, end, replacement) in the original text
         para_q = self._paragraph_rates(text, toks, sites, rng)
