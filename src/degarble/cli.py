@@ -897,12 +897,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
     # the page also marks the words the detector flagged (in paragraphs it judged spun) that no
     # change covers; a model that takes them restores from the same detections, in one pass
     detect_fn = getattr(model, "detect", None) if args.format == "html" else None
+    takes_detections = detect_fn is not None and _accepts(restore_fn, "detections")
 
     def restore(texts: list[str]) -> list[Any]:
         if detect_fn is None:
             return restore_fn(texts, **kwargs)
         detections = detect_fn(texts)
-        given = {"detections": detections} if _accepts(restore_fn, "detections") else {}
+        given = {"detections": detections} if takes_detections else {}
         return list(zip(restore_fn(texts, **kwargs, **given), detections))
 
     def render(out, line: int, rec: dict, res: Any) -> None:
