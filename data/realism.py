@@ -27,6 +27,7 @@ import statistics
 import sys
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from degarble.score import align_words
 from degarble.spin import PROFILES, Spinner, load_thesaurus, rules
@@ -90,12 +91,20 @@ class Tables:
         return reach[n][m]
 
 
-def substitutions(original: str, spun: str, context: bool = False):
-    """Non-equal chunks of the word alignment: (orig words, spun words, orig tokens).
+class Chunk(NamedTuple):
+    """A non-equal chunk of the word alignment of an original paragraph with its spun version."""
 
-    With ``context``, each chunk also carries the equal word before and after it on both sides:
-    the aligner cuts "start -> start out" into an inserted "out", and a phrase rule needs its anchor.
-    """
+    orig: list[str]  # compare keys
+    spun: list[str]
+    tokens: list  # the original's tokens
+    # the same with the equal word before and after on both sides, where there is one: the
+    # aligner cuts "start -> start out" into an inserted "out", and a phrase rule needs its anchor
+    orig_ctx: list[str]
+    spun_ctx: list[str]
+
+
+def substitutions(original: str, spun: str) -> list[Chunk]:
+    """The non-equal chunks of the word alignment (one alignment per pair)."""
     o_toks, s_toks = words(original), words(spun)
     ok = [compare_key(t.text) for t in o_toks]
     sk = [compare_key(t.text) for t in s_toks]
@@ -103,22 +112,21 @@ def substitutions(original: str, spun: str, context: bool = False):
     for op in align_words(original, spun):
         if op.tag == "equal":
             continue
-        if context:
-            pre = 1 if op.i1 > 0 and op.j1 > 0 else 0
-            post = 1 if op.i2 < len(ok) and op.j2 < len(sk) else 0
-            out.append((ok[op.i1 - pre : op.i2 + post], sk[op.j1 - pre : op.j2 + post], o_toks[op.i1 : op.i2]))
-        else:
-            out.append((ok[op.i1 : op.i2], sk[op.j1 : op.j2], o_toks[op.i1 : op.i2]))
+        pre = 1 if op.i1 > 0 and op.j1 > 0 else 0
+        post = 1 if op.i2 < len(ok) and op.j2 < len(sk) else 0
+        out.append(Chunk(ok[op.i1 : op.i2], sk[op.j1 : op.j2], o_toks[op.i1 : op.i2],
+                         ok[op.i1 - pre : op.i2 + post], sk[op.j1 - pre : op.j2 + post]))
     return out
 
 
-def fit_losses(original: str, spun: str) -> list[float]:
+def fit_losses(chunks: list[Chunk]) -> list[float]:
     """For each one-word swap between two unchanged words: how much worse the spun word fits there
     than the original, in nats of the bigram model of clean news the spinner's ``context_fit`` uses
     (log P(original | neighbours) - log P(spun | neighbours); 0 = fits as well)."""
     lm = default_bigrams()
     out = []
-    for o, s, _ in substitutions(original, spun, context=True):
+    for c in chunks:
+        o, s = c.orig_ctx, c.spun_ctx
         if len(o) == len(s) == 3 and o[0] == s[0] and o[2] == s[2]:
             fit = lm.chain_logprob(o[0], [[o[1]], [s[1]]], o[2])
             out.append(float(fit[0] - fit[1]))
@@ -130,11 +138,11 @@ def stats(pairs) -> dict:
     n_words = changed = chunks = phrase = names = name_chunks = untouched = 0
     losses: list[float] = []
     for original, spun in pairs:
-        losses += fit_losses(original, spun)
         subs = substitutions(original, spun)
+        losses += fit_losses(subs)
         n_words += len(words(original))
         untouched += not subs
-        for o, s, toks in subs:
+        for o, s, toks, _, _ in subs:
             chunks += 1
             changed += max(len(o), len(s))
             phrase += len(o) > 1 or len(s) > 1
@@ -160,9 +168,7 @@ def coverage(rows, tables: Tables) -> dict:
     by_kind: dict[str, list[int]] = {}
     missed = []
     for r in rows:
-        bare = substitutions(r["original"], r["spun"])
-        anchored = substitutions(r["original"], r["spun"], context=True)
-        for (o, s, _), (co, cs, _) in zip(bare, anchored):
+        for o, s, _, co, cs in substitutions(r["original"], r["spun"]):
             kind = "insert" if not o else "delete" if not s else "word" if len(o) == len(s) == 1 else "phrase"
             ok = tables.covers(o, s) or tables.covers(co, cs)
             total += 1

@@ -256,7 +256,8 @@ def test_realism_fit_loss_measures_how_much_worse_a_swap_fits_than_its_original(
     spec = importlib.util.spec_from_file_location("realism", ROOT / "data" / "realism.py")
     realism = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(realism)
-    losses = realism.fit_losses("The foreign minister told state media on Monday.",
-                                "The overseas minister told state media on Monday.")
+    losses = realism.fit_losses(realism.substitutions("The foreign minister told state media on Monday.",
+                                                      "The overseas minister told state media on Monday."))
     assert len(losses) == 1 and losses[0] > 1.0  # "foreign minister" is far likelier than "overseas minister"
-    assert realism.fit_losses("The minister told state media.", "The minister told state media.") == []
+    assert realism.fit_losses(realism.substitutions("The minister told state media.",
+                                                    "The minister told state media.")) == []
