@@ -366,3 +366,30 @@ def test_restorer_recalibration_keeps_the_bundles_ranking(tmp_path, tiny_ranked_
     m = read_manifest(bundle)
     assert m.restorer["rank"] is None and "greedy_min_score" not in m.restorer
     assert "restorer_calibration_greedy" not in m.scores
+
+
+def test_tune_ranking_spins_the_profiles_it_is_given(tmp_path):
+    """--profiles is checked (one argparse type, training/common.py, for fit_context.py too), and
+    tune_ranking's paragraphs are spun by those profiles in turn; the default stays the base five."""
+    import argparse
+
+    tr = tune_ranking()
+    from common import profile_list
+
+    from degarble.spin import BASE_PROFILES, RATES, Spinner
+
+    assert profile_list("natural.v1,natural.v1,synonym-swap.v2") == ["natural.v1", "natural.v1", "synonym-swap.v2"]
+    for bad in ("natural.v1,nope", ","):
+        with pytest.raises(argparse.ArgumentTypeError, match="available: content-farm.v1"):
+            profile_list(bad)
+    texts = [f"The General Assembly will vote on the new budget plan number {k} on Monday morning." for k in range(6)]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    items = tr.paragraphs(4, 2, seed=5, path=str(path), profiles=["natural.v1"])
+    spun, clean = items[:4], items[4:]
+    assert all(it["original"] is None for it in clean) and all(it["original"] in texts for it in spun)
+    for k, it in enumerate(spun):
+        rate = RATES[("light", "medium", "heavy")[k % 3]]
+        assert it["text"] == Spinner("natural.v1", rate=rate, seed=5 + k).spin(it["original"]).text
+    default = tr.paragraphs(4, 2, seed=5, path=str(path))
+    assert default[1]["text"] == Spinner(BASE_PROFILES[1], rate=RATES["medium"], seed=6).spin(default[1]["original"]).text

@@ -56,6 +56,15 @@ def parse_config(cls, description: str, argv=None):
     return cfg
 
 
+def profile_list(text: str) -> list[str]:
+    """An argparse ``type`` for ``--profiles``: comma-separated spinner profile names, checked."""
+    names = [p for p in text.split(",") if p]
+    unknown = [p for p in names if p not in PROFILES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"unknown profiles {unknown}; available: {', '.join(sorted(PROFILES))}")
+    return names
+
+
 def draw_profile(rng: random.Random, profiles: list, weights: list) -> str:
     """The profile that spins the next piece: by ``weights`` when given, else evenly (with
     ``rng.choice``, so runs from before ``profile_weights`` replay exactly)."""

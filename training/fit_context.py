@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 from calibrate_detector import calibrate, calibration_groups, gold_word_labels, rewrite_bundle
-from common import REPO
+from common import REPO, profile_list
 
 from degarble.bundle import read_manifest, save_bundle
 from degarble.models.context import (
@@ -47,7 +47,7 @@ from degarble.models.context import (
     write_inverse,
 )
 from degarble.models.detector import evidence_score
-from degarble.spin import BASE_PROFILES, PROFILES, Spinner
+from degarble.spin import BASE_PROFILES, Spinner
 from degarble.spin.inverse import load_inverse
 from degarble.text import compare_key, words
 
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     ap.add_argument("--validation_file", default="data/derived/validation.paragraphs.jsonl")
     ap.add_argument("--fit_paragraphs", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=99)
-    ap.add_argument("--profiles", default=",".join(BASE_PROFILES),
+    ap.add_argument("--profiles", type=profile_list, default=list(BASE_PROFILES),
                     help="comma-separated spinner profiles of the fitting examples (default: the base five)")
     ap.add_argument("--min_bigram_count", type=int, default=2)
     ap.add_argument("--mu", type=float, default=50.0)
@@ -124,11 +124,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from degarble.model import Model
 
-    profiles = [p for p in args.profiles.split(",") if p]
-    unknown = [p for p in profiles if p not in PROFILES]
-    if not profiles or unknown:
-        print(f"error: --profiles: unknown {unknown}; available: {', '.join(sorted(PROFILES))}", file=sys.stderr)
-        return 2
     tf, vf = REPO / args.train_file, REPO / args.validation_file
     for f in (tf, vf):
         if not f.is_file():
@@ -150,7 +145,7 @@ def main(argv=None) -> int:
 
         # the fit: the bundle's own detector (fp32, no context) and the features the package computes
         plain = Model(args.bundle, precision="fp32", context=False).detector
-        examples = fit_examples([r["text"] for r in held], args.seed, profiles)
+        examples = fit_examples([r["text"] for r in held], args.seed, args.profiles)
         probs = [p for _, p in plain.word_probabilities([t for t, _ in examples])]
         scorer = ContextScorer(counts, read_inverse(det_dir / INVERSE_FILE), [0.0] * (1 + len(FEATURES)), 0.0,
                                mu=args.mu, max_candidates=args.max_candidates)
@@ -189,7 +184,7 @@ def main(argv=None) -> int:
             "fit": {"train_file": args.train_file, "fit_paragraphs": len(held), "seed": args.seed,
                     "min_bigram_count": args.min_bigram_count, "words": len(rows), "log_loss": loss,
                     # recorded when not the default, so a replay of the shipped fit writes its manifest
-                    **({"profiles": profiles} if profiles != list(BASE_PROFILES) else {})}}}
+                    **({"profiles": args.profiles} if args.profiles != list(BASE_PROFILES) else {})}}}
         parts = {"detector": det_dir}
         if src.has_restorer:
             parts["restorer"] = src.part_dir("restorer")

@@ -1,14 +1,15 @@
 """Tune the restorer's candidate ranking on the training split: its weights, and "learned" confidence.
 
     python training/tune_ranking.py [--bundle src/degarble/models/default] [--spun 1500 --clean 500]
-        [--candidates 60 --shortlist 3] [--out runs/ranking.json] [--recording runs/ranking-recording.jsonl.gz]
+        [--profiles NAME,NAME,...] [--candidates 60 --shortlist 3]
+        [--out runs/ranking.json] [--recording runs/ranking-recording.jsonl.gz]
 
 Paragraphs of the training split (never validation, BBC or the dev article) are spun at the light,
-medium and heavy rates (all profiles, seeded), and the bundle's detector and restorer run on them
-and on clean paragraphs with min_score 0, as calibration does. For every flagged span, every option
-of :meth:`Restorer.rank_options` is scored by the model (exhaustively, once) and judged by the
-edit it would make (a gold edit, a wrong one, or none), so any ranking setting can then be
-replayed in milliseconds:
+medium and heavy rates (seeded; the base five profiles in turn, or those of ``--profiles``), and
+the bundle's detector and restorer run on them and on clean paragraphs with min_score 0, as
+calibration does. For every flagged span, every option of :meth:`Restorer.rank_options` is scored
+by the model (exhaustively, once) and judged by the edit it would make (a gold edit, a wrong one,
+or none), so any ranking setting can then be replayed in milliseconds:
 
 1. a grid over ``prior_weight``, ``keep_prior``, ``generated_prior`` and ``lm_weight`` picks the
    setting with the best edit F0.5 (the best ``min_score`` of calibration's grid, at most 3 % of
@@ -54,6 +55,7 @@ from degarble.spin import BASE_PROFILES, RATES, Spinner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_restorer import SCORE_GRID, best_min_score  # noqa: E402
+from common import profile_list  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = "data/derived/train.paragraphs.jsonl"
@@ -61,8 +63,9 @@ GRID = {"prior_weight": [1.0, 1.5, 2.0, 2.5, 3.5, 5.0], "keep_prior": [0.1, 0.4,
         "generated_prior": [0.001, 0.003, 0.01, 0.05], "lm_weight": [1.0, 2.0, 3.0, 4.0, 6.0]}
 
 
-def paragraphs(n_spun: int, n_clean: int, seed: int, path: str = TRAIN) -> list[dict]:
-    """Training paragraphs: ``n_spun`` spun (rates and profiles in turn, with their originals)
+def paragraphs(n_spun: int, n_clean: int, seed: int, path: str = TRAIN,
+               profiles: list[str] = BASE_PROFILES) -> list[dict]:
+    """Training paragraphs: ``n_spun`` spun (rates and ``profiles`` in turn, with their originals)
     and ``n_clean`` others left clean (``original`` None)."""
     import datasets
 
@@ -71,7 +74,7 @@ def paragraphs(n_spun: int, n_clean: int, seed: int, path: str = TRAIN) -> list[
         sys.exit(f"error: {p} not found; build the corpus first: python data/build_corpus.py")
     texts = [t for t in datasets.load_dataset("json", data_files=str(p), split="train")["text"] if t.strip()]
     pick = random.Random(seed).sample(range(len(texts)), n_spun + n_clean)
-    names, rates = list(BASE_PROFILES), ("light", "medium", "heavy")
+    names, rates = list(profiles), ("light", "medium", "heavy")
     items = []
     for k, i in enumerate(pick[:n_spun]):
         spun = Spinner(names[k % len(names)], rate=RATES[rates[k % 3]], seed=seed + k).spin(texts[i]).text
@@ -332,6 +335,9 @@ def main(argv=None) -> int:
                     help="the spinner tables' candidates per span (the bundle's copy holds at most 60 per word)")
     ap.add_argument("--shortlist", type=int, default=3)
     ap.add_argument("--seed", type=int, default=303)
+    ap.add_argument("--profiles", type=profile_list, default=list(BASE_PROFILES),
+                    help="comma-separated spinner profiles, taken in turn (a name twice is drawn twice as "
+                         "often; default: the base five)")
     ap.add_argument("--out", type=Path, default=REPO / "runs/ranking.json")
     ap.add_argument("--recording", type=Path, default=None,
                     help="keep the recording here (gzipped JSON lines) and replay it on later runs with the "
@@ -344,7 +350,8 @@ def main(argv=None) -> int:
     if model.restorer is None or model.detector.context is None:
         sys.exit("error: the bundle needs a restorer and the detector's corpus evidence")
     meta = {"models": recorded_from(model), "spun": args.spun, "clean": args.clean, "seed": args.seed,
-            "candidates": args.candidates}
+            "candidates": args.candidates,
+            **({"profiles": args.profiles} if args.profiles != list(BASE_PROFILES) else {})}
     if args.recording is not None and args.recording.is_file():
         try:
             items = load_recording(args.recording, meta)
@@ -352,7 +359,8 @@ def main(argv=None) -> int:
             sys.exit(f"error: {e}")
         print(f"replaying {args.recording}", flush=True)
     else:
-        items = record(model, paragraphs(args.spun, args.clean, args.seed), args.candidates)
+        items = record(model, paragraphs(args.spun, args.clean, args.seed, profiles=args.profiles),
+                       args.candidates)
         if args.recording is not None:
             save_recording(items, args.recording, meta)
     table = Table(items)
