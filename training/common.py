@@ -47,21 +47,27 @@ def parse_config(cls, description: str, argv=None):
         v = getattr(args, f.name)
         if v is not None:
             setattr(cfg, f.name, v)
-    unknown = [p for p in cfg.profiles if p not in PROFILES]
-    if unknown:
-        sys.exit(f"error: unknown profiles {unknown}; available: {sorted(PROFILES)}")
+    if problem := unknown_profiles(cfg.profiles):
+        sys.exit(f"error: {problem}")
     weights = getattr(cfg, "profile_weights", [])
     if weights and len(weights) != len(cfg.profiles):
         sys.exit(f"error: profile_weights has {len(weights)} numbers for {len(cfg.profiles)} profiles")
     return cfg
 
 
+def unknown_profiles(names: list[str]) -> str:
+    """The error for the names in ``names`` that are not spinner profiles ("" when all are)."""
+    unknown = [p for p in names if p not in PROFILES]
+    return f"unknown profiles {unknown}; available: {', '.join(sorted(PROFILES))}" if unknown else ""
+
+
 def profile_list(text: str) -> list[str]:
     """An argparse ``type`` for ``--profiles``: comma-separated spinner profile names, checked."""
     names = [p for p in text.split(",") if p]
-    unknown = [p for p in names if p not in PROFILES]
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"unknown profiles {unknown}; available: {', '.join(sorted(PROFILES))}")
+    if not names:
+        raise argparse.ArgumentTypeError(f"no profile named; available: {', '.join(sorted(PROFILES))}")
+    if problem := unknown_profiles(names):
+        raise argparse.ArgumentTypeError(problem)
     return names
 
 

@@ -36,6 +36,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,7 @@ GRID = {"prior_weight": [1.0, 1.5, 2.0, 2.5, 3.5, 5.0], "keep_prior": [0.1, 0.4,
 
 
 def paragraphs(n_spun: int, n_clean: int, seed: int, path: str = TRAIN,
-               profiles: list[str] = BASE_PROFILES) -> list[dict]:
+               profiles: Sequence[str] = BASE_PROFILES) -> list[dict]:
     """Training paragraphs: ``n_spun`` spun (rates and ``profiles`` in turn, with their originals)
     and ``n_clean`` others left clean (``original`` None)."""
     import datasets
