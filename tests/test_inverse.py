@@ -51,6 +51,27 @@ def test_a_limit_asks_for_more_or_fewer_than_the_default_cap():
     assert inv.max_candidates < len(pair) <= 60  # runs of words: the beam widens with the limit
 
 
+def test_a_weight_on_the_original_reorders_and_reselects_candidates():
+    """The prior P(span | original) alone puts rare originals with few synonyms first; a weight
+    on the original (the restorer's unigram log probability) brings common ones forward, for
+    single words and for each word of a run. The priors returned stay the tables'; no weight
+    changes nothing."""
+    inv = load_inverse()
+    common = {"meeting": 0.0, "told": 0.0, "general": 0.0}
+
+    def weight(original: str) -> float:  # a stand-in for frequency: known words score 0, others -20
+        return sum(common.get(w, -20.0) for w in original.split()) if original else 0.0
+
+    plain = dict(inv.candidates("instructed", limit=60))
+    weighted = inv.candidates("instructed", limit=60, weight=weight)
+    assert weighted[0][0] == "told" and all(plain[c] == p for c, p in weighted)
+    assert sorted(weighted) == sorted(plain.items())  # the same 60 (all there are), reordered
+    assert inv.candidates("instructed", limit=5, weight=None) == inv.candidates("instructed", limit=5)
+    # a run of words: the beam keeps the combinations the weight favours
+    run = [c for c, _ in inv.candidates("Common Meeting", limit=3, weight=weight)]
+    assert run[0] == "general meeting"
+
+
 def test_originals_of_simulated_single_word_swaps_are_found(sample_paragraphs):
     """Every single-word swap the simulator makes can be looked up backwards (uncapped lookup)."""
     inv = load_inverse()

@@ -548,10 +548,9 @@ def test_shipped_bundle_with_restorer_fits_budget():
     assert 0.0 <= m.restorer["min_score"] < 1.0 and "restorer_calibration" in m.scores
 
 
-def test_candidate_ranking_takes_the_corpus_fit_into_account(tiny_restorer, tmp_path):
-    """With ``rank``, the span's candidates (spinner tables read backwards, the span, the greedy
-    output) are scored by the model; ``lm_weight`` adds their bigram fit between the neighbours,
-    which here (weight 1000 on counts that know only "foreign minister") decides."""
+def _overseas_context(tmp_path, corpus: list[str]):
+    """Corpus evidence whose counts are ``corpus`` (three times) and whose inverted tables know one
+    spun word: "overseas" <- "abroad" (prior 0.2), "foreign" (0.12), "offshore" (0.1)."""
     from degarble.models.context import (
         INVERSE_FILE,
         ContextScorer,
@@ -561,11 +560,17 @@ def test_candidate_ranking_takes_the_corpus_fit_into_account(tiny_restorer, tmp_
         write_inverse,
     )
 
-    corpus = ["the deputy foreign minister said", "a foreign minister met the foreign minister"] * 3
-    counts = NgramCounts.from_sequences((sequence_keys(s.split()) for s in corpus), 1)
-    # the candidates come from the context's copy of the inverted spinner tables
+    counts = NgramCounts.from_sequences((sequence_keys(s.split()) for s in corpus * 3), 1)
     write_inverse(tmp_path / INVERSE_FILE, {"overseas": [("abroad", 0.2), ("foreign", 0.12), ("offshore", 0.1)]})
-    ctx = ContextScorer(counts, read_inverse(tmp_path / INVERSE_FILE), [1.0, 0, 0, 0, 0], 0.0)
+    return ContextScorer(counts, read_inverse(tmp_path / INVERSE_FILE), [1.0, 0, 0, 0, 0], 0.0)
+
+
+def test_candidate_ranking_takes_the_corpus_fit_into_account(tiny_restorer, tmp_path):
+    """With ``rank``, the span's candidates (spinner tables read backwards, the span, the greedy
+    output) are scored by the model; ``lm_weight`` adds their bigram fit between the neighbours,
+    which here (weight 1000 on counts that know only "foreign minister") decides."""
+    # the candidates come from the context's copy of the inverted spinner tables
+    ctx = _overseas_context(tmp_path, ["the deputy foreign minister said", "a foreign minister met the foreign minister"])
     assert [c for c, _ in ctx.spinner_inverse().candidates("Overseas")] == ["abroad", "foreign", "offshore"]
     text = "The deputy overseas minister said."
     a = text.index("overseas")
@@ -589,6 +594,24 @@ def test_candidate_ranking_takes_the_corpus_fit_into_account(tiny_restorer, tmp_
         assert tiny_restorer.infill([(text, span)])[0][0][0] == plain
     finally:
         tiny_restorer.rank, tiny_restorer.context = old
+
+
+def test_frequency_weight_chooses_the_candidates_by_how_common_the_original_is(tiny_restorer, tmp_path):
+    """``"frequency_weight"`` picks a span's table candidates by log prior + weight x the
+    original's unigram log probability (the context's counts), not by the prior alone."""
+    ctx = _overseas_context(tmp_path, ["the foreign minister met a foreign envoy"])
+    assert ctx.unigram_logprob("foreign") > ctx.unigram_logprob("abroad") and ctx.unigram_logprob("") == 0.0
+    old = (tiny_restorer.rank, tiny_restorer.context)
+    try:
+        tiny_restorer.context = ctx
+        chosen = {}
+        for freq in (0.0, 1.0):
+            tiny_restorer.rank = {"candidates": 1, "frequency_weight": freq}
+            (opts,) = tiny_restorer.rank_options(["overseas"], [(None, 0.0)], [("deputy", "minister")])
+            chosen[freq] = [(o.text, o.table_prior) for o in opts if not o.keep]
+    finally:
+        tiny_restorer.rank, tiny_restorer.context = old
+    assert chosen == {0.0: [("abroad", 0.2)], 1.0: [("foreign", 0.12)]}
 
 
 @pytest.mark.parametrize("alternatives, prior_weight", [(0, 10.0), (2, 30.0)])

@@ -393,3 +393,25 @@ def test_tune_ranking_spins_the_profiles_it_is_given(tmp_path):
         assert it["text"] == Spinner("natural.v1", rate=rate, seed=5 + k).spin(it["original"]).text
     default = tr.paragraphs(4, 2, seed=5, path=str(path))
     assert default[1]["text"] == Spinner(BASE_PROFILES[1], rate=RATES["medium"], seed=6).spin(default[1]["original"]).text
+
+
+def test_candidate_coverage_ranks_the_true_original_by_prior_and_frequency():
+    """candidate_coverage.py: a swap's original is found within top-k by log prior + w x its
+    unigram log probability; one missing from the tables counts as absent."""
+    sys.path.insert(0, str(TRAINING))
+    try:
+        from candidate_coverage import coverage, swaps
+    finally:
+        sys.path.remove(str(TRAINING))
+    from degarble.spin.inverse import Inverse
+
+    table = {"assembly": [("states general", 1.0), ("coven", 0.3), ("meeting", 0.05)]}
+    logp = {"meeting": -3.0, "states general": -20.0, "coven": -15.0}
+    pairs = [("assembly", "meeting"), ("assembly", "meeting"), ("zzz", "word")]
+    r = coverage(Inverse(table.get), logp.get, pairs, weights=[0.0, 1.0], tops=[1, 3])
+    assert r["swaps"] == 3 and r["absent"] == pytest.approx(1 / 3)
+    assert r["w0.0_top1"] == 0.0 and r["w0.0_top3"] == pytest.approx(2 / 3)  # third by prior alone
+    assert r["w1.0_top1"] == pytest.approx(2 / 3)  # first once frequency counts
+    # the swaps are the spinner's single-word replacements, as (spun word, original) keys
+    pairs = swaps(["The foreign minister told reporters on Monday that talks would go on."] * 3, "synonym-swap.v2", 1)
+    assert pairs and all(" " not in s and s == s.lower() for s, _ in pairs)

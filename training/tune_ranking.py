@@ -18,6 +18,8 @@ or none), so any ranking setting can then be replayed in milliseconds:
    :func:`~degarble.models.restorer.confidence_features` is fitted on the edits the ranking makes
    (``"confidence": "learned"``), and scored the same way.
 
+The bundle's ``frequency_weight`` (how the tables' candidates are chosen, not a weight of the
+ranking) is kept: it decides which options are recorded, and it is written with the rest.
 It prints both and writes the ``rank`` settings of the better one to ``--out``; pass them to
 ``calibrate_restorer.py --rank "$(cat runs/ranking.json)"``, which chooses ``min_score`` on the
 validation split. About 12 minutes on 2 CPU cores (fp32), nearly all of it the recording: with
@@ -350,9 +352,13 @@ def main(argv=None) -> int:
     model = degarble.load(args.bundle, precision="fp32")
     if model.restorer is None or model.detector.context is None:
         sys.exit("error: the bundle needs a restorer and the detector's corpus evidence")
+    # the bundle's frequency_weight chooses which table candidates are recorded, so a recording
+    # made with another is not replayed (named only when set, as older recordings lack it)
+    frequency_weight = model.restorer.rank.get("frequency_weight")
     meta = {"models": recorded_from(model), "spun": args.spun, "clean": args.clean, "seed": args.seed,
             "candidates": args.candidates,
-            **({"profiles": args.profiles} if args.profiles != list(BASE_PROFILES) else {})}
+            **({"profiles": args.profiles} if args.profiles != list(BASE_PROFILES) else {}),
+            **({"frequency_weight": frequency_weight} if frequency_weight else {})}
     if args.recording is not None and args.recording.is_file():
         try:
             items = load_recording(args.recording, meta)
@@ -401,6 +407,9 @@ def main(argv=None) -> int:
     print(f"learned confidence {weights}: {in_sample} (in sample)", flush=True)
 
     rank = {"candidates": args.candidates, "shortlist": args.shortlist, **settings, "confidence": "likelihood"}
+    if frequency_weight:
+        # the recording's options were chosen with it: the weights fitted here belong with it
+        rank["frequency_weight"] = frequency_weight
     if sum(held_out["learned"]) > sum(held_out["likelihood"]):
         rank.update(confidence="learned", confidence_weights=weights)
     args.out.parent.mkdir(parents=True, exist_ok=True)

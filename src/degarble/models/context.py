@@ -156,6 +156,18 @@ class BigramModel:
     def __init__(self, counts: NgramCounts, mu: float = 50.0):
         self.counts = counts
         self.mu = float(mu)
+        self._unigram_cache: dict[str, float] = {}  # unigram_logprob's, by text
+
+    def unigram_logprob(self, text: str) -> float:
+        """log P of the words (compare keys, space-separated) of ``text`` under the unigram model,
+        summed; 0 for the empty string. Cached: candidate ranking asks for the same originals
+        over and over."""
+        lp = self._unigram_cache.get(text)
+        if lp is None:
+            parts = text.split()
+            lp = float(np.log(self._p_uni(self.counts.unigram(self.counts.ids(parts)))).sum()) if parts else 0.0
+            self._unigram_cache[text] = lp
+        return lp
 
     def _p_uni(self, count: np.ndarray) -> np.ndarray:
         """Add-0.1 unigram probabilities from counts."""

@@ -276,7 +276,7 @@ class RankOption:
 
 # what a ``rank`` setting left out means (Restorer(rank=...); training/tune_ranking.py reads them too)
 RANK_DEFAULTS = {"candidates": 12, "prior_weight": 0.5, "keep_prior": 0.1, "generated_prior": 0.05,
-                 "lm_weight": 0.0, "confidence": "share", "shortlist": None}
+                 "lm_weight": 0.0, "confidence": "share", "shortlist": None, "frequency_weight": 0.0}
 
 
 # the features of "learned" confidence, in this order (weights are stored by name)
@@ -323,8 +323,9 @@ class Restorer:
     :param rank: ``None`` (generate each replacement greedily) or the settings of candidate
         ranking, ``{"candidates": K, "prior_weight": L, "keep_prior": Q, "generated_prior": P,
         "lm_weight": M, "confidence": "share" | "likelihood" | "learned", "shortlist": S,
-        "confidence_weights": {...}}``: the originals a spinner could have turned the span into
-        (:mod:`degarble.spin.inverse`, best ``K`` by prior), the span itself (a false alarm;
+        "frequency_weight": F, "confidence_weights": {...}}``: the originals a spinner could have
+        turned the span into (:mod:`degarble.spin.inverse`, best ``K`` by prior, or with ``F`` > 0
+        by log prior + ``F`` x the original's unigram log probability), the span itself (a false alarm;
         prior ``Q``) and the greedy replacement (prior ``P``) are scored by the model's
         likelihood plus ``L`` x the log prior plus ``M`` x their bigram log probability between
         the span's neighbours (``context``); see :meth:`_rerank` (``training/tune_ranking.py``
@@ -559,7 +560,8 @@ class Restorer:
         """Each span's options for candidate ranking, with what :meth:`_rerank` weighs them by.
 
         The span itself first (kept: the flag was a false alarm), then the originals the spinner
-        tables map to its wording (best ``"candidates"`` by prior P(span | original)), and the
+        tables map to its wording (best ``"candidates"`` by prior P(span | original), with
+        ``"frequency_weight"`` times the original's unigram log probability added), and the
         greedy replacement (``greedy``: (token ids or ``None``, log probability) per span); one
         option per distinct compare key. ``around``: the compare keys of the words just before
         and after each span, for the bigram fit (where the restorer has corpus counts).
@@ -569,10 +571,15 @@ class Restorer:
         # the detector's copy of the inverted tables, read lazily, where the bundle has one
         inverse = self.context.spinner_inverse() if self.context is not None else load_inverse()
         k_max = int(self._rank_setting("candidates"))
+        freq = float(self._rank_setting("frequency_weight"))
+        weight = None
+        if freq and self.context is not None:
+            def weight(original: str) -> float:
+                return freq * self.context.unigram_logprob(original)
         out = []
         for span, (ids, _) in zip(span_texts, greedy):
             opts = {compare_key(span): RankOption(compare_key(span), keep=True)}
-            for cand, prior in inverse.candidates(span, limit=k_max):
+            for cand, prior in inverse.candidates(span, limit=k_max, weight=weight):
                 o = opts.setdefault(cand, RankOption(cand))
                 o.table_prior = max(o.table_prior, prior)
             if ids is not None:

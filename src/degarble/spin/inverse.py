@@ -84,30 +84,52 @@ class Inverse:
         """Originals (lowercased) whose spinner entries contain ``key``, with their prior, best first."""
         return lookup_possessive(self._get, compare_key(key))
 
-    def candidates(self, span: str, limit: int | None = None) -> list[tuple[str, float]]:
+    def candidates(self, span: str, limit: int | None = None,
+                   weight: Callable[[str], float] | None = None) -> list[tuple[str, float]]:
         """Candidate originals of a flagged span (a word or a run of words), with their priors.
 
         The whole span is looked up first ("12 months" -> "year"); a run of words is also read as
         words swapped one by one ("Common Meeting" -> "general assembly"): the product of each
         word's candidates (itself included), best priors first. At most ``limit`` (default
         ``max_candidates``).
+
+        ``weight``: where given, candidates are chosen (and ordered) by ``log prior +
+        weight(original)`` instead of the prior alone, for each word of a run as for the whole
+        span; the priors returned are unchanged. The prior is P(span | original): by itself it
+        favours rare originals with few synonyms ("states general" for "assembly") over common
+        ones ("meeting"), which a weight of the original's corpus frequency puts right.
         """
+        import math
+
         limit = self.max_candidates if limit is None else int(limit)
+
+        def key(item: tuple[str, float]) -> float:
+            return math.log(max(item[1], 1e-12)) + (weight(item[0]) if weight is not None else 0.0)
+
+        def best(items, n: int | None = None) -> list[tuple[str, float]]:
+            return items[:n] if weight is None else sorted(items, key=key, reverse=True)[:n]
+
         out: dict[str, float] = dict(self.lookup(span))
         parts = span.split()
         if len(parts) > 1:
-            # a beam over the words, best priors kept: the full product grows as per_word ** words
-            beam: list[tuple[list[str], float]] = [([], 1.0)]
+            # a beam over the words, best kept: the full product grows as per_word ** words
+            beam: list[tuple[list[str], float, float]] = [([], 1.0, 0.0)]  # (words, prior, order key)
             for w in parts:
-                opts = [(compare_key(w), 1.0)] + self.lookup(w)[: self.per_word]
-                beam = sorted(((b + [o], p * q) for b, p in beam for o, q in opts), key=lambda x: -x[1])
+                # the word kept as it is (prior 1) is weighed too: a rare spun word kept loses
+                # to a common original, as it should
+                opts = [(compare_key(w), 1.0)] + best(self.lookup(w), self.per_word)
+                step = [(o, q, key((o, q))) for o, q in opts]
+                beam = [(b + [o], p * q, s + k) for b, p, s in beam for o, q, k in step]
+                # without a weight, by the product of the priors exactly as before (its log sum
+                # could break ties differently)
+                beam = sorted(beam, key=(lambda x: -x[1]) if weight is None else (lambda x: -x[2]))
                 beam = beam[: limit + 1]
             whole = compare_key(" ".join(parts))
-            for combo, p in beam:
+            for combo, p, _ in beam:
                 text = " ".join(o for o in combo if o)
                 if text != whole:
                     out[text] = max(out.get(text, 0.0), p)
-        ranked = sorted(out.items(), key=lambda x: -x[1])[:limit]
+        ranked = best(sorted(out.items(), key=lambda x: -x[1]), limit)
         if compare_key(span) in self._fillers:
             ranked.append(("", 0.05))  # fillers are inserted at a low rate (Profile.fillers)
         return ranked
