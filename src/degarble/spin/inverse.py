@@ -14,6 +14,7 @@ phrases, the content-farm favourites, contractions both ways, number words writt
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import cache
 
@@ -99,8 +100,6 @@ class Inverse:
         favours rare originals with few synonyms ("states general" for "assembly") over common
         ones ("meeting"), which a weight of the original's corpus frequency puts right.
         """
-        import math
-
         limit = self.max_candidates if limit is None else int(limit)
 
         def key(item: tuple[str, float]) -> float:
