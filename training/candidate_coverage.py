@@ -33,7 +33,7 @@ VALIDATION = "data/derived/validation.paragraphs.jsonl"
 def coverage(inverse, unigram_logprob, pairs, weights, tops) -> dict:
     """For ``(spun word, original)`` compare-key pairs: ``absent`` (share not in the tables) and,
     per weight and top-k, the share ranked within the first k (ties counted in the gold's favour)."""
-    import math
+    from degarble.spin.inverse import order_key
 
     out = {"swaps": len(pairs), "absent": 0.0}
     found = {(w, k): 0 for w in weights for k in tops}
@@ -44,7 +44,7 @@ def coverage(inverse, unigram_logprob, pairs, weights, tops) -> dict:
             out["absent"] += 1
             continue
         for w in weights:
-            key = [math.log(max(p, 1e-12)) + w * unigram_logprob(c) for c, p in cands]
+            key = [order_key(c, p, lambda o, w=w: w * unigram_logprob(o)) for c, p in cands]
             rank = sum(x > key[texts.index(gold)] for x in key)
             for k in tops:
                 found[(w, k)] += rank < k

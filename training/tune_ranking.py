@@ -58,9 +58,8 @@ from degarble.spin import BASE_PROFILES, RATES, Spinner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_restorer import SCORE_GRID, best_min_score  # noqa: E402
-from common import profile_list  # noqa: E402
+from common import REPO, profile_list, read_texts  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 TRAIN = "data/derived/train.paragraphs.jsonl"
 GRID = {"prior_weight": [1.0, 1.5, 2.0, 2.5, 3.5, 5.0], "keep_prior": [0.1, 0.4, 1.0],
         "generated_prior": [0.001, 0.003, 0.01, 0.05], "lm_weight": [1.0, 2.0, 3.0, 4.0, 6.0]}
@@ -70,12 +69,7 @@ def paragraphs(n_spun: int, n_clean: int, seed: int, path: str = TRAIN,
                profiles: Sequence[str] = BASE_PROFILES) -> list[dict]:
     """Training paragraphs: ``n_spun`` spun (rates and ``profiles`` in turn, with their originals)
     and ``n_clean`` others left clean (``original`` None)."""
-    import datasets
-
-    p = REPO / path
-    if not p.is_file():
-        sys.exit(f"error: {p} not found; build the corpus first: python data/build_corpus.py")
-    texts = [t for t in datasets.load_dataset("json", data_files=str(p), split="train")["text"] if t.strip()]
+    texts = read_texts(path)
     pick = random.Random(seed).sample(range(len(texts)), n_spun + n_clean)
     names, rates = list(profiles), ("light", "medium", "heavy")
     items = []

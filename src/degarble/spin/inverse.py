@@ -35,6 +35,12 @@ def lookup_possessive(get, key: str) -> list[tuple[str, float]]:
     return hits or []
 
 
+def order_key(original: str, prior: float, weight: Callable[[str], float] | None = None) -> float:
+    """What :meth:`Inverse.candidates` chooses and orders candidates by: the log prior, plus
+    ``weight(original)`` where a weight is given."""
+    return math.log(max(prior, 1e-12)) + (weight(original) if weight is not None else 0.0)
+
+
 class Inverse:
     """``Inverse(table).candidates("overseas")`` -> ``[("foreign", 0.12), ("abroad", 0.2), ...]``.
 
@@ -103,7 +109,7 @@ class Inverse:
         limit = self.max_candidates if limit is None else int(limit)
 
         def key(item: tuple[str, float]) -> float:
-            return math.log(max(item[1], 1e-12)) + (weight(item[0]) if weight is not None else 0.0)
+            return order_key(*item, weight)
 
         def best(items, n: int | None = None) -> list[tuple[str, float]]:
             return items[:n] if weight is None else sorted(items, key=key, reverse=True)[:n]
