@@ -895,8 +895,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--shared", type=Path, help="the shared data folder (default: ../shared next to the checkout)")
     g.add_argument("--output", metavar="REPORT.json",
                    help="JSON report ('-' for stdout; default: eval/reports/<model>.json for named sets, stdout for --pairs)")
-    g.add_argument("--summary", metavar="SUMMARY.md", help="Markdown tables (default: eval/reports/summary.md for named sets)")
-    g.add_argument("--plots-dir", type=Path, help="PNG plots (default: eval/reports for named sets)")
+    g.add_argument("--summary", metavar="SUMMARY.md",
+                   help="Markdown tables (default: beside --output, as REPORT.md; without --output, "
+                        "eval/reports/summary.md for named sets)")
+    g.add_argument("--plots-dir", type=Path,
+                   help="PNG plots (default: --output's folder; without --output, eval/reports for named sets)")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     g.add_argument("--readme", metavar="README.md", help="also refresh the headline table between its markers")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -995,8 +998,14 @@ def run_eval_from_args(args: argparse.Namespace) -> int:
     reports_dir = root / "eval" / "reports"
     model_name = next((s["name"] for s in report["systems"] if s["kind"] == "model"), "baselines")
     output = args.output or ("-" if user_mode and not args.sets else str(reports_dir / f"{model_name}.json"))
-    summary = args.summary or (None if user_mode and not args.sets else str(reports_dir / "summary.md"))
-    plots_dir = args.plots_dir or (None if user_mode and not args.sets else reports_dir)
+    # everything a run writes goes next to the report it was asked for: an experiment's --output
+    # elsewhere must not overwrite the committed summary and plots in eval/reports
+    if args.output and args.output != "-":
+        summary = args.summary or str(Path(args.output).with_suffix(".md"))
+        plots_dir = args.plots_dir or Path(args.output).parent
+    else:
+        summary = args.summary or (None if user_mode and not args.sets else str(reports_dir / "summary.md"))
+        plots_dir = args.plots_dir or (None if user_mode and not args.sets else reports_dir)
 
     md = markdown_summary(report)
     text = json.dumps(report, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
