@@ -71,6 +71,16 @@ def test_inverse_file_round_trip_and_possessives(tmp_path):
     assert s.candidates("minister") == []
 
 
+def test_write_inverse_keeps_the_best_by_prior_or_by_prior_and_weight(tmp_path):
+    table = {"assembly": [("states general", 0.9), ("coven", 0.5), ("meeting", 0.1)], "aide": [("helper", 0.4)]}
+    write_inverse(tmp_path / "a.tsv.gz", table, max_candidates=2)
+    assert read_inverse(tmp_path / "a.tsv.gz") == {"assembly": "states general\t0.9\tcoven\t0.5", "aide": "helper\t0.4"}
+    # a weight that favours common words brings "meeting" in; the kept ones stay in the table's order
+    common = {"meeting": 0.0, "states general": -9.0, "coven": -6.0, "helper": -5.0}
+    write_inverse(tmp_path / "b.tsv.gz", table, max_candidates=2, weight=common.get)
+    assert read_inverse(tmp_path / "b.tsv.gz") == {"assembly": "coven\t0.5\tmeeting\t0.1", "aide": "helper\t0.4"}
+
+
 def test_features_favour_the_original_collocation(tmp_path):
     s = _scorer(tmp_path)
     keys = "the deputy overseas minister instructed state media".split()

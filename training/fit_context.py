@@ -11,7 +11,9 @@
    evidence_max`` also a second one, on the same paragraphs, from the logits of their evidence
    score and of their likeliest word (both with the context folded in) to "spun or not": the
    paragraph score's weights (measured and not shipped: training/README.md).
-3. Writes a copy of the bundle with the counts, the inverted spinner tables and the weights in its
+3. Writes a copy of the bundle with the counts, the inverted spinner tables (at most
+   ``--max_candidates`` originals per key, the best by prior, or with ``--frequency_weight`` by
+   prior and frequency: measured, not shipped, training/README.md) and the weights in its
    detector folder and manifest (``detector.context``), then calibrates its thresholds on
    validation as ``calibrate_detector.py`` does, and prints them beside the input bundle's, measured
    the same way in the same run.
@@ -39,6 +41,7 @@ from degarble.models.context import (
     COUNTS_FILE,
     FEATURES,
     INVERSE_FILE,
+    BigramModel,
     ContextScorer,
     NgramCounts,
     logit,
@@ -111,6 +114,9 @@ def main(argv=None) -> int:
     ap.add_argument("--min_bigram_count", type=int, default=2)
     ap.add_argument("--mu", type=float, default=50.0)
     ap.add_argument("--max_candidates", type=int, default=60)
+    ap.add_argument("--frequency_weight", type=float, default=0.0,
+                    help="keep the best --max_candidates originals per spun word by log prior + this x the "
+                         "original's unigram log probability (0: by prior alone)")
     ap.add_argument("--floor", type=float, default=0.0,
                     help="words the detector gives less than this keep its probability (speed)")
     ap.add_argument("--val_paragraphs", type=int, default=400)
@@ -141,7 +147,9 @@ def main(argv=None) -> int:
         det_dir = Path(tmp) / "detector"
         shutil.copytree(src.part_dir("detector"), det_dir)
         counts.save(det_dir / COUNTS_FILE)
-        write_inverse(det_dir / INVERSE_FILE, load_inverse().table, args.max_candidates)
+        unigram = BigramModel(counts, args.mu).unigram_logprob
+        write_inverse(det_dir / INVERSE_FILE, load_inverse().table, args.max_candidates,
+                      weight=(lambda o: args.frequency_weight * unigram(o)) if args.frequency_weight else None)
 
         # the fit: the bundle's own detector (fp32, no context) and the features the package computes
         plain = Model(args.bundle, precision="fp32", context=False).detector
@@ -180,6 +188,7 @@ def main(argv=None) -> int:
         data["detector"] = {**{k: v for k, v in data["detector"].items() if k != "score_weights"}, **score_settings,
                             "context": {
             "counts": COUNTS_FILE, "inverse": INVERSE_FILE, "mu": args.mu, "max_candidates": args.max_candidates,
+            **({"frequency_weight": args.frequency_weight} if args.frequency_weight else {}),
             "floor": args.floor, "features": ["logit", *FEATURES], "weights": weights, "bias": bias,
             "fit": {"train_file": args.train_file, "fit_paragraphs": len(held), "seed": args.seed,
                     "min_bigram_count": args.min_bigram_count, "words": len(rows), "log_loss": loss,

@@ -27,13 +27,13 @@ import gzip
 import io
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from ..spin.inverse import Inverse, lookup_possessive
+from ..spin.inverse import Inverse, lookup_possessive, order_key
 from ..text import BOS, EOS
 
 FEATURES = ("gain", "gain_prior", "has_original", "log_unigram")
@@ -350,13 +350,23 @@ def logit(p: float, eps: float = 1e-4) -> float:
     return math.log(p / (1 - p))
 
 
-def write_inverse(path: str | Path, table: dict[str, list[tuple[str, float]]], max_candidates: int = 60) -> None:
-    """Write ``spun key -> [(original, prior), ...]`` as gzipped TSV (key, then original/prior pairs)."""
+def write_inverse(path: str | Path, table: dict[str, list[tuple[str, float]]], max_candidates: int = 60,
+                  weight: Callable[[str], float] | None = None) -> None:
+    """Write ``spun key -> [(original, prior), ...]`` as gzipped TSV (key, then original/prior pairs).
+
+    Keys with more than ``max_candidates`` originals keep the best by
+    :func:`~degarble.spin.inverse.order_key` (the prior, plus ``weight(original)`` where given:
+    by prior alone a common word with many synonyms, "meeting" for "assembly", loses its place to
+    rare ones), still written in the table's order.
+    """
     # no time stamp or file name in the gzip header: the same table gives the same bytes
     with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz, \
             io.TextIOWrapper(gz, encoding="utf-8") as f:
         for key in sorted(table):
-            cands = [(c, p) for c, p in table[key] if c][:max_candidates]
+            cands = [(c, p) for c, p in table[key] if c]
+            if len(cands) > max_candidates:
+                keep = set(sorted(range(len(cands)), key=lambda i: -order_key(*cands[i], weight))[:max_candidates])
+                cands = [c for i, c in enumerate(cands) if i in keep]
             if cands and "\t" not in key:
                 f.write(key + "".join(f"\t{c}\t{p:.4g}" for c, p in cands) + "\n")
 
