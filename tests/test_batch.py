@@ -366,6 +366,20 @@ def test_min_score_reaches_the_workers_and_is_part_of_the_job(tmp_path, tiny_ran
         degarble.batch.hf_map("detect", min_score=0.4)
 
 
+def test_threshold_sets_the_paragraphs_a_restore_job_changes(tmp_path, tiny_ranked_bundle, tagged_infill):
+    """--threshold reaches restore in the workers: at 1 no paragraph is judged spun, nothing changes."""
+    texts = ["The deputy overseas minister said so.", "Officials mentioned the meeting."]
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts)])
+    out = tmp_path / "out.jsonl"
+    assert main(["batch", str(inp), "-o", str(out), "--model", str(tiny_ranked_bundle), "--task", "restore",
+                 "--min-score", "0.4", "--threshold", "1", "--workers", "1"]) == 0
+    assert [(r["restored"], r["edits"]) for r in read_jsonl(out)] == [(t, []) for t in texts]
+    assert main(["batch", str(inp), "-o", str(out), "--model", str(tiny_ranked_bundle), "--task", "restore",
+                 "--min-score", "0.4", "--threshold", "0", "--workers", "1", "--restart"]) == 0
+    ref = degarble.load(tiny_ranked_bundle).restore(texts, min_score=0.4, threshold=0.0)
+    assert [r["restored"] for r in read_jsonl(out)] == [r.text for r in ref] and any(r.edits for r in ref)
+
+
 def test_greedy_goes_with_restore_only(tmp_path, tiny_bundle, capsys):
     inp = write_jsonl(tmp_path / "in.jsonl", [{"text": "hello there"}])
     out = tmp_path / "out.jsonl"

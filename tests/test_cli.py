@@ -573,6 +573,28 @@ def test_min_score_reaches_the_model(tmp_path, tiny_ranked_bundle, tagged_infill
     assert "between 0 and 1" in capsys.readouterr().err
 
 
+def test_threshold_sets_which_paragraphs_are_restored(tmp_path, tiny_ranked_bundle, tagged_infill, monkeypatch,
+                                                     capsys):
+    """--threshold replaces the bundle's paragraph threshold for restore, review and the html page:
+    at 1 no paragraph reaches it and nothing changes; at 0 every flagged span is restored."""
+    text = "The deputy overseas minister said so."
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": text}])
+    assert main(["restore", src, "--model", str(tiny_ranked_bundle), "--min-score", "0.4", "--threshold", "1"]) == 0
+    (rec,) = read_jsonl(capsys.readouterr().out)
+    assert rec["edits"] == [] and rec["restored"] == text
+    assert main(["restore", src, "--model", str(tiny_ranked_bundle), "--min-score", "0.4", "--threshold", "0"]) == 0
+    (rec,) = read_jsonl(capsys.readouterr().out)
+    assert rec["edits"]
+    assert main(["restore", src, "--model", str(tiny_ranked_bundle), "--min-score", "0.4", "--threshold", "1",
+                 "--format", "html"]) == 0
+    assert "ranked" not in capsys.readouterr().out.lower()
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["review", src, "--model", str(tiny_ranked_bundle), "--min-score", "0.4", "--threshold", "1"]) == 0
+    assert "0 suggested changes" in capsys.readouterr().err
+    assert main(["restore", src, "--model", str(tiny_ranked_bundle), "--threshold", "1.5"]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err
+
+
 def test_restore_diff_names_a_deletion(tmp_path, tiny_ranked_bundle, monkeypatch, capsys):
     from degarble.models.restorer import Restorer
 

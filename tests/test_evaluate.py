@@ -1,6 +1,7 @@
 """Tests for degarble.evaluate: the harness end to end, with a fake spinner, corpus and model."""
 
 import argparse
+import dataclasses
 import gzip
 import json
 import math
@@ -390,6 +391,43 @@ def test_min_score_reaches_the_model_and_is_recorded(workspace, monkeypatch, cap
     monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: FakeModel())
     assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), *shared, "--min-score", "0.2"]) == 2
     assert "has no min_score option" in capsys.readouterr().err
+
+
+class GateFake(FakeModel):
+    """FakeModel that judges at the threshold it is given, remembering the thresholds asked."""
+
+    def __init__(self):
+        self.asked: list = []
+
+    def detect(self, texts, threshold=None):
+        self.asked.append(("detect", threshold))
+        thr = self.threshold if threshold is None else threshold
+        return [dataclasses.replace(d, is_spun=d.spun_score >= thr) for d in super().detect(texts)]
+
+    def restore(self, texts, threshold=None):
+        self.asked.append(("restore", threshold))
+        return super().restore(texts)
+
+
+def test_threshold_reaches_detect_and_restore_and_is_recorded(workspace, monkeypatch, capsys):
+    model = GateFake()
+    monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: model)
+    out = workspace / "out"
+    shared = ["--shared", str(workspace / "shared")]
+    assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), *shared, "--threshold", "0.9",
+                "--output", str(out / "r.json"), "--no-plots"]) == 0
+    report = json.loads((out / "r.json").read_text())
+    assert [(s["name"], s["threshold"]) for s in report["systems"]][0] == ("fake", 0.9)
+    assert set(model.asked) == {("detect", 0.9), ("restore", 0.9)}
+    spun = next(r for r in report["results"] if r["system"] == "fake" and r["set"] == "seed-dev.v1")
+    assert spun["detection"]["threshold"] == 0.9
+    assert "threshold 0.9" in (out / "r.md").read_text()
+    capsys.readouterr()
+    assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), *shared, "--threshold", "-1"]) == 2
+    assert "--threshold must be between 0 and 1" in capsys.readouterr().err
+    monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: FakeModel())
+    assert run(["--sets", "seed-dev", "--sets-dir", str(SETS_DIR), *shared, "--threshold", "0.2"]) == 2
+    assert "has no threshold option" in capsys.readouterr().err
 
 
 def test_greedy_with_a_model_that_cannot_is_an_error(workspace, capsys):

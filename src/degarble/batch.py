@@ -470,7 +470,9 @@ class ChunkRunner:
         s = self.spec
         if s.task == "detect":
             return self.model.detect(texts, batch_size=s.batch_size, threshold=s.threshold)
-        return self.model.restore(texts, batch_size=s.batch_size, **_restore_kwargs(s.greedy, s.min_score))
+        # the paragraphs restored are those judged spun: at --threshold where one was given
+        at = {} if s.threshold is None else {"threshold": s.threshold}
+        return self.model.restore(texts, batch_size=s.batch_size, **at, **_restore_kwargs(s.greedy, s.min_score))
 
     def _results(self, texts: list[str]) -> list[Any]:
         """One result per text: the model's, or the exception it raised for that text alone."""

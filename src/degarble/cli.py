@@ -302,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='also give each edit up to K runner-up suggestions ("alternatives": edits of their own, '
         "best first; the chosen edits stay the same), for an editor to pick from",
     )
+    _add_restore_threshold_arg(p)
     _add_min_score_arg(p)
     _add_color_arg(p)
     p.set_defaults(func=cmd_restore)
@@ -331,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="jsonl: each record with restored, edits and rejected; text: just the reviewed text")
     p.add_argument("--alternatives", type=_non_negative_int, default=3, metavar="K",
                    help="runner-up suggestions offered per change")
+    _add_restore_threshold_arg(p)
     _add_min_score_arg(p)
     _add_color_arg(p)
     p.set_defaults(func=cmd_review)
@@ -414,7 +416,8 @@ def _add_batch_parser(sub: Any) -> None:
                    help="Ray cluster to join (ray://host:10001, host:6379 or auto; default: start a local one)")
     _add_model_args(p)
     p.add_argument("--threshold", type=_probability, metavar="T",
-                   help="detect: decide is_spun at this spun_score instead of the bundle's threshold")
+                   help="decide is_spun (detect), and which paragraphs are restored (restore), at this "
+                        "spun_score instead of the bundle's threshold")
     p.add_argument("--greedy", action="store_true", help="restore: " + GREEDY_HELP)
     _add_min_score_arg(p)
     p.set_defaults(func=cmd_batch)
@@ -865,6 +868,10 @@ def _restorer_call(args: argparse.Namespace) -> tuple[Any, Callable, dict[str, A
         if not _accepts(restore_fn, "min_score"):
             raise UsageError("--min-score: this model's restore() has no min_score option")
         kwargs["min_score"] = args.min_score
+    if getattr(args, "threshold", None) is not None:
+        if not _accepts(restore_fn, "threshold"):
+            raise UsageError("--threshold: this model's restore() has no threshold option")
+        kwargs["threshold"] = args.threshold
     return model, restore_fn, kwargs
 
 
@@ -878,6 +885,16 @@ def _run_restore_records(args: argparse.Namespace, restore: Callable, render: Ca
         return _run_records(args, restore, lambda t: Restoration(t, []), render, args.batch_size, begin)
     except NotImplementedError as e:
         raise UsageError(f"{_NO_RESTORER} ({e})" if str(e) else _NO_RESTORER) from e
+
+
+def _add_restore_threshold_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threshold",
+        type=_probability,
+        metavar="T",
+        help="restore in paragraphs whose spun_score reaches T (0-1) instead of the bundle's calibrated "
+        "threshold; lower brings suggestions to paragraphs the detector is less sure of, and to more clean ones",
+    )
 
 
 def _add_min_score_arg(p: argparse.ArgumentParser) -> None:
@@ -902,7 +919,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     def restore(texts: list[str]) -> list[Any]:
         if detect_fn is None:
             return restore_fn(texts, **kwargs)
-        detections = detect_fn(texts)
+        # the page's flags come from the paragraphs judged spun at the threshold the changes used
+        at = {"threshold": kwargs["threshold"]} if "threshold" in kwargs and _accepts(detect_fn, "threshold") else {}
+        detections = detect_fn(texts, **at)
         given = {"detections": detections} if takes_detections else {}
         return list(zip(restore_fn(texts, **kwargs, **given), detections))
 

@@ -453,21 +453,23 @@ def can_restore(system: Any) -> bool:
 
 def run_system(system: Any, s: EvalSet, batch_size: int = 32, quiet: bool = False,
                restore: bool = True, greedy: bool = False, alternatives: int = 0,
-               min_score: float | None = None) -> _Outputs:
+               min_score: float | None = None, threshold: float | None = None) -> _Outputs:
     """Detect (and, with ``restore``, restore) every text of ``s``.
 
     ``greedy`` calls ``system.restore(..., greedy=True)`` (a bundle's restore without candidate
     ranking). ``alternatives=k`` asks it for up to ``k`` alternatives per edit and keeps the
-    edits (``edits``); ``min_score`` replaces the bundle's calibrated one. A restorer that raises
+    edits (``edits``); ``min_score`` replaces the bundle's calibrated one, ``threshold`` its
+    paragraph threshold (for detection and for the paragraphs restored). A restorer that raises
     :class:`NotImplementedError` gives
     ``restored = None``: detection only.
     """
     t0 = time.perf_counter()
-    dets = _batched(system.detect, s.texts, batch_size, f"{system.name} detect {s.name}", quiet)
+    at = {} if threshold is None else {"threshold": threshold}
+    dets = _batched(functools.partial(system.detect, **at), s.texts, batch_size, f"{system.name} detect {s.name}", quiet)
     restored = edits = None
     if restore and can_restore(system):
         try:
-            restore_fn = functools.partial(system.restore, greedy=True) if greedy else system.restore
+            restore_fn = functools.partial(system.restore, greedy=True, **at) if greedy else functools.partial(system.restore, **at)
             if alternatives:
                 restore_fn = functools.partial(restore_fn, alternatives=alternatives)
             if min_score is not None:
@@ -552,7 +554,7 @@ def score_set(s: EvalSet, out: _Outputs, threshold: float, neg: EvalSet | None, 
 def evaluate(
     systems: Sequence[Any], sets: Sequence[EvalSet], batch_size: int = 32, quiet: bool = False,
     log: Callable[[str], None] = print, greedy: bool = False, alternatives: int = 0,
-    min_score: float | None = None,
+    min_score: float | None = None, threshold: float | None = None,
 ) -> tuple[dict, dict]:
     """Run every system on every set and score it.
 
@@ -561,7 +563,9 @@ def evaluate(
     asks the model bundles for ``k`` alternatives per edit and scores them
     (:func:`degarble.score.suggestion_recall`, ``restoration.suggestions``); the edits and every
     other score stay as without it. ``min_score`` makes the model bundles restore at that
-    confidence instead of their calibrated one (recorded as the system's ``"min_score"``).
+    confidence instead of their calibrated one (recorded as the system's ``"min_score"``), and
+    ``threshold`` judge (and restore) paragraphs at that ``spun_score`` instead of their calibrated
+    threshold (the system's ``"threshold"`` in the report is then this one).
 
     :return: ``(report, raw)``: the JSON-ready report, and the raw per-paragraph outputs
         (``raw[system][set] -> _Outputs``) that the plots are drawn from.
@@ -577,23 +581,24 @@ def evaluate(
         is_model = getattr(system, "kind", "model") == "model"
         sys_alts = alternatives if is_model and not sys_greedy else 0
         sys_min = min_score if is_model else None
+        sys_thr = threshold if is_model else None
         for s in sets:
             outs[s.name] = run_system(system, s, batch_size, quiet, restore=restores, greedy=sys_greedy,
-                                      alternatives=sys_alts, min_score=sys_min)
+                                      alternatives=sys_alts, min_score=sys_min, threshold=sys_thr)
             # a restorer that turned out not to exist: detection only from now on
             restores = restores and outs[s.name].restored is not None
         raw[system.name] = outs
-        threshold = float(getattr(system, "threshold", 0.5))
+        sys_threshold = float(sys_thr if sys_thr is not None else getattr(system, "threshold", 0.5))
         for s in sets:
             neg = by_name.get(s.negatives) if s.negatives else None
-            r = score_set(s, outs[s.name], threshold, neg, outs.get(neg.name) if neg else None)
+            r = score_set(s, outs[s.name], sys_threshold, neg, outs.get(neg.name) if neg else None)
             results.append({"set": s.name, "system": system.name, "signature": s.signature(system).format(),
                             "n": len(s.texts), **r})
         systems_info.append({
             "name": system.name,
             "kind": getattr(system, "kind", "model"),
             "bundle_hash": getattr(system, "bundle_hash", "") or "",
-            "threshold": threshold,
+            "threshold": sys_threshold,
             "precision": getattr(system, "precision", None),
             "greedy": sys_greedy and restores,
             "alternatives": sys_alts if restores else 0,
@@ -888,6 +893,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--min-score", type=float, metavar="P",
                    help="restore at this confidence instead of the bundle's calibrated min_score (0-1); "
                         "the report records it")
+    g.add_argument("--threshold", type=float, metavar="T",
+                   help="judge and restore paragraphs at this spun_score instead of the bundle's calibrated "
+                        "threshold (0-1); the report records it")
     g.add_argument("--baselines-only", action="store_true", help="do not load a model bundle")
     g.add_argument("--batch-size", type=int, default=32, help="texts per model call")
     g = parser.add_argument_group("where")
@@ -933,6 +941,9 @@ def _load_systems(args: argparse.Namespace, log) -> tuple[list[Any], list[str]]:
                 raise SetError("--alternatives: this model's restore() cannot suggest alternatives")
             if args.min_score is not None and can_restore(model) and not _accepts(model.restore, "min_score"):
                 raise SetError("--min-score: this model's restore() has no min_score option")
+            if args.threshold is not None and not (_accepts(model.detect, "threshold") and (
+                    not can_restore(model) or _accepts(model.restore, "threshold"))):
+                raise SetError("--threshold: this model's detect() or restore() has no threshold option")
             systems.append(model)
     systems += [DoNothing(), FGWS.from_thesaurus()]
     for n in notes:
@@ -955,6 +966,8 @@ def run_eval_from_args(args: argparse.Namespace) -> int:
             raise SetError("--alternatives must be at least 0")
         if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
             raise SetError("--min-score must be between 0 and 1")
+        if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+            raise SetError("--threshold must be between 0 and 1")
         if args.alternatives and args.greedy:
             raise SetError("--alternatives come from candidate ranking, which --greedy skips; use one of them")
         if args.clean and not args.pairs:
@@ -988,7 +1001,8 @@ def run_eval_from_args(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     report, raw = evaluate(systems, sets, batch_size=args.batch_size, quiet=args.quiet, log=log,
-                           greedy=args.greedy, alternatives=args.alternatives, min_score=args.min_score)
+                           greedy=args.greedy, alternatives=args.alternatives, min_score=args.min_score,
+                           threshold=args.threshold)
     report["notes"] = sys_notes + notes
     skipped = sum(s.info.get("skipped_lines", 0) for s in sets)
     report["skipped_lines"] = skipped
