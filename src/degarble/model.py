@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import threading
 from pathlib import Path
 
 from .bundle import BundleError, read_manifest, resolve_bundle_path
+from .edits import apply_edits
 from .types import Detection, Restoration
 
 # the --greedy option's help, shared by the restore, batch, eval and bench commands
@@ -96,6 +98,9 @@ class Model:
             # the min_score calibrated for greedy decoding, for restore(greedy=True) on a bundle
             # that ranks candidates (its own min_score is calibrated for ranking)
             self._greedy_min_score = res.get("greedy_min_score")
+            # paragraphs the detector is less sure of (``threshold`` <= spun_score < its own) get
+            # only the surest changes (``min_score``); absent: only paragraphs judged spun change
+            self._paragraph_gate = res.get("paragraph_gate")
 
     def _context(self, settings: dict | None):
         """The detector's corpus evidence (``detector.context`` in the manifest), if the bundle has it."""
@@ -135,6 +140,9 @@ class Model:
 
         The detector flags spans first; the restorer rewrites only those, in paragraphs judged
         spun (at ``threshold``, default the bundle's), so everything else comes back byte for byte.
+        A bundle with a ``restorer.paragraph_gate`` (``{"threshold": T, "min_score": M}``) also
+        rewrites paragraphs scoring from ``T`` up to its threshold, keeping there only the changes
+        of confidence ``M`` or more (not with ``greedy`` or an explicit ``threshold``).
         ``greedy=True`` skips the bundle's candidate ranking (if it has one) and takes each
         span's greedy replacement at the bundle's ``greedy_min_score``: about 1.5x faster, lower
         edit recall (README, "How restoring works"). ``alternatives=k`` also gives each edit up
@@ -163,7 +171,12 @@ class Model:
         with _collector_paused():
             if detections is None:
                 detections = self.detector.detect(texts, batch_size=batch_size, threshold=threshold)
-            return restorer.restore(texts, list(detections), batch_size=batch_size)
+            gate = None if greedy or threshold is not None else self._paragraph_gate
+            if not gate:
+                return restorer.restore(texts, list(detections), batch_size=batch_size)
+            opened = [_open_paragraphs(d, float(gate["threshold"])) for d in detections]
+            out = restorer.restore(texts, opened, batch_size=batch_size)
+            return [_gated(t, d, r, float(gate["min_score"])) for t, d, r in zip(texts, detections, out, strict=True)]
 
     def _greedy(self):
         """The restorer without candidate ranking (made on first use; it shares the weights)."""
@@ -176,6 +189,23 @@ class Model:
     def __repr__(self) -> str:
         return (f"Model(name={self.name!r}, path={str(self.path)!r}, parts={self.manifest.parts()}, "
                 f"precision={self.precision!r})")
+
+
+def _open_paragraphs(det: Detection, threshold: float) -> Detection:
+    """``det`` with every paragraph whose ``spun_score`` reaches ``threshold`` marked spun (what the
+    restorer rewrites): the paragraph gate's lower threshold."""
+    paras = [{**p, "is_spun": bool(p["is_spun"] or p["spun_score"] >= threshold)} for p in det.paragraphs]
+    return dataclasses.replace(det, paragraphs=paras)
+
+
+def _gated(text: str, det: Detection, res: Restoration, min_score: float) -> Restoration:
+    """``res`` without the changes in paragraphs ``det`` did not judge spun whose score is under
+    ``min_score`` (the paragraph gate: there only the surest changes are made)."""
+    spun = [(p["start"], p["end"]) for p in det.paragraphs if p["is_spun"]]
+    kept = [e for e in res.edits if (e.score is not None and e.score >= min_score) or any(a <= e.start < b for a, b in spun)]
+    if len(kept) == len(res.edits):
+        return res
+    return Restoration(apply_edits(text, kept), kept)
 
 
 _cache: dict[tuple[Path, str], Model] = {}
