@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from calibrate_restorer import validation_sets
 from common import REPO, resave_bundle
 
 from degarble.edits import apply_edits
+from degarble.model import gate_keeps, paragraph_at
 from degarble.score import clean_preservation, edit_prf
 from degarble.spin import BASE_PROFILES, RATES, Spinner
 
@@ -44,16 +46,15 @@ def gated_outputs(model, texts: list[str], low: float) -> list[tuple[str, list]]
     out = []
     # an explicit threshold: the bundle's own gate, if it has one, stays out of it
     for text, det, res in zip(texts, dets, model.restore(texts, detections=dets, threshold=low), strict=True):
-        score = [(p["start"], p["end"], p["spun_score"]) for p in det.paragraphs]
-        out.append((text, [(e, next((s for a, b, s in score if a <= e.start < b), 1.0)) for e in res.edits]))
+        out.append((text, [(e, paragraph_at(det, e.start)[1]) for e in res.edits]))
     return out
 
 
 def restored(outputs, threshold: float, low: float | None, min_score: float) -> list[str]:
-    """The texts with the edits a gate (``low``, ``min_score``) keeps under the detector's ``threshold``;
-    ``low=None``: no gate."""
-    return [apply_edits(text, [e for e, s in eds if s >= threshold or (low is not None and s >= low and e.score >= min_score)])
-            for text, eds in outputs]
+    """The texts with the edits a gate (``low``, ``min_score``) keeps under the detector's ``threshold``
+    (:func:`degarble.model.gate_keeps`, what ``Model.restore`` applies); ``low=None``: no gate."""
+    gate = {"threshold": math.inf if low is None else low, "min_score": min_score}
+    return [apply_edits(text, [e for e, s in eds if gate_keeps(s >= threshold, s, e.score, gate)]) for text, eds in outputs]
 
 
 def gate_grid(model, n: int = 200, path: str | None = None) -> list[dict]:

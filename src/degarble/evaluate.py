@@ -469,7 +469,7 @@ def run_system(system: Any, s: EvalSet, batch_size: int = 32, quiet: bool = Fals
     restored = edits = None
     if restore and can_restore(system):
         try:
-            restore_fn = functools.partial(system.restore, greedy=True, **at) if greedy else functools.partial(system.restore, **at)
+            restore_fn = functools.partial(system.restore, **at, **({"greedy": True} if greedy else {}))
             if alternatives:
                 restore_fn = functools.partial(restore_fn, alternatives=alternatives)
             if min_score is not None:

@@ -176,7 +176,7 @@ class Model:
                 return restorer.restore(texts, list(detections), batch_size=batch_size)
             opened = [_open_paragraphs(d, float(gate["threshold"])) for d in detections]
             out = restorer.restore(texts, opened, batch_size=batch_size)
-            return [_gated(t, d, r, float(gate["min_score"])) for t, d, r in zip(texts, detections, out, strict=True)]
+            return [_gated(t, d, r, gate) for t, d, r in zip(texts, detections, out, strict=True)]
 
     def _greedy(self):
         """The restorer without candidate ranking (made on first use; it shares the weights)."""
@@ -198,11 +198,26 @@ def _open_paragraphs(det: Detection, threshold: float) -> Detection:
     return dataclasses.replace(det, paragraphs=paras)
 
 
-def _gated(text: str, det: Detection, res: Restoration, min_score: float) -> Restoration:
-    """``res`` without the changes in paragraphs ``det`` did not judge spun whose score is under
-    ``min_score`` (the paragraph gate: there only the surest changes are made)."""
-    spun = [(p["start"], p["end"]) for p in det.paragraphs if p["is_spun"]]
-    kept = [e for e in res.edits if (e.score is not None and e.score >= min_score) or any(a <= e.start < b for a, b in spun)]
+def gate_keeps(judged: bool, paragraph_score: float, edit_score: float | None, gate: dict) -> bool:
+    """Whether an edit stands under the paragraph gate ``gate`` (``{"threshold", "min_score"}``):
+    any edit in a paragraph judged spun; in one that scores from the gate's threshold up, only an
+    edit of confidence ``min_score`` or more. (``training/calibrate_gate.py`` chooses the gate
+    with this same rule.)"""
+    return judged or (paragraph_score >= float(gate["threshold"])
+                      and edit_score is not None and edit_score >= float(gate["min_score"]))
+
+
+def paragraph_at(det: Detection, pos: int) -> tuple[bool, float]:
+    """``(is_spun, spun_score)`` of the paragraph of ``det`` that holds character ``pos``;
+    ``(False, 1.0)`` outside them all."""
+    p = next((p for p in det.paragraphs if p["start"] <= pos < p["end"]), None)
+    return (bool(p["is_spun"]), float(p["spun_score"])) if p else (False, 1.0)
+
+
+def _gated(text: str, det: Detection, res: Restoration, gate: dict) -> Restoration:
+    """``res`` with only the changes the paragraph gate keeps (:func:`gate_keeps`; ``det``
+    judged its paragraphs at the detector's own threshold)."""
+    kept = [e for e in res.edits if gate_keeps(*paragraph_at(det, e.start), e.score, gate)]
     if len(kept) == len(res.edits):
         return res
     return Restoration(apply_edits(text, kept), kept)
