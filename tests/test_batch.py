@@ -378,6 +378,19 @@ def test_threshold_sets_the_paragraphs_a_restore_job_changes(tmp_path, tiny_rank
                  "--min-score", "0.4", "--threshold", "0", "--workers", "1", "--restart"]) == 0
     ref = degarble.load(tiny_ranked_bundle).restore(texts, min_score=0.4, threshold=0.0)
     assert [r["restored"] for r in read_jsonl(out)] == [r.text for r in ref] and any(r.edits for r in ref)
+    # the same option in hf_map, and in the one-text functions of the package
+    hf = degarble.batch.hf_map("restore", model=tiny_ranked_bundle, min_score=0.4, threshold=0.0)({"text": texts})
+    assert hf["restored"] == [r.text for r in ref]
+    assert degarble.restore(texts[0], model=tiny_ranked_bundle, min_score=0.4, threshold=0.0) == ref[0]
+    assert degarble.restore(texts[0], model=tiny_ranked_bundle, min_score=0.4, threshold=1.0).edits == []
+    assert degarble.batch.hf_map("detect", model=tiny_ranked_bundle, threshold=1.0)({"text": texts})["is_spun"] == [
+        False, False]
+    assert degarble.batch.hf_map("detect", model=tiny_ranked_bundle, threshold=0.0)({"text": texts})["is_spun"] == [
+        True, True]
+    assert degarble.detect(texts[0], model=tiny_ranked_bundle, threshold=0.0).is_spun
+    assert not degarble.detect(texts[0], model=tiny_ranked_bundle, threshold=1.0).is_spun
+    with pytest.raises(ValueError, match="threshold must be within 0 and 1"):
+        degarble.batch.hf_map("detect", threshold=1.5)
 
 
 def test_greedy_goes_with_restore_only(tmp_path, tiny_bundle, capsys):

@@ -29,25 +29,31 @@ def load(path=None, precision=None):
     return _load(path, precision)
 
 
-def detect(text: str, model=None) -> Detection:
-    """Detect spinning in one text: ``Detection(spun_score, is_spun, spans)`` (offsets into ``text``)."""
+def detect(text: str, model=None, threshold: float | None = None) -> Detection:
+    """Detect spinning in one text: ``Detection(spun_score, is_spun, spans)`` (offsets into ``text``).
+
+    ``threshold`` (0-1) decides ``is_spun`` instead of the bundle's calibrated threshold.
+    """
     from .model import detect as _detect
 
-    return _detect(text, model)
+    return _detect(text, model, threshold=threshold)
 
 
 def restore(text: str, model=None, greedy: bool = False, alternatives: int = 0,
-            min_score: float | None = None) -> Restoration:
+            min_score: float | None = None, threshold: float | None = None) -> Restoration:
     """Restore one text's original wording: ``Restoration(text, edits)`` (offsets into the input).
 
     ``greedy=True`` skips the bundle's candidate ranking: faster, lower edit recall
     (:meth:`degarble.model.Model.restore`). ``alternatives=3`` gives each edit up to three
     runner-up suggestions (``Edit.alternatives``), for an editor to pick from; ``min_score``
     (0-1) replaces the calibrated confidence a change needs: lower suggests more, for review.
+    ``threshold`` (0-1): change only paragraphs whose ``spun_score`` reaches it, instead of the
+    bundle's calibrated threshold (and its paragraph gate).
     """
     from .model import restore as _restore
 
-    return _restore(text, model, greedy=greedy, alternatives=alternatives, min_score=min_score)
+    return _restore(text, model, greedy=greedy, alternatives=alternatives, min_score=min_score,
+                    threshold=threshold)
 
 
 __all__ = [

@@ -1127,7 +1127,7 @@ def _run_local(
 
 def hf_map(task: str = "detect", model: str | os.PathLike | None = None, text_field: str = "text",
            batch_size: int = 32, precision: str | None = None, greedy: bool = False,
-           min_score: float | None = None) -> Callable[[dict], dict]:
+           min_score: float | None = None, threshold: float | None = None) -> Callable[[dict], dict]:
     """A function for ``Dataset.map(..., batched=True)`` that adds the contract fields.
 
         ds = ds.map(degarble.batch.hf_map("detect"), batched=True, batch_size=256)
@@ -1136,13 +1136,17 @@ def hf_map(task: str = "detect", model: str | os.PathLike | None = None, text_fi
     The model loads on first use in each process, so ``num_proc=N`` loads it once per process.
     A missing (``None``) text is treated as the empty string. ``precision`` as for
     :func:`degarble.load`; ``greedy`` and ``min_score`` (restore only) as for
-    :meth:`degarble.Model.restore`.
+    :meth:`degarble.Model.restore`; ``threshold`` replaces the bundle's calibrated threshold
+    (``is_spun``; for restore, the paragraphs changed), as ``--threshold`` does.
     """
     if task not in ("detect", "restore"):
         raise ValueError(f"task must be detect or restore, got {task!r}")
     if (greedy or min_score is not None) and task != "restore":
         raise ValueError(f"greedy and min_score apply to restore only, not {task}")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be within 0 and 1, got {threshold!r}")
     precision = requested_precision(precision)
+    at = {} if threshold is None else {"threshold": threshold}
 
     def fn(batch: dict) -> dict:
         import degarble
@@ -1150,9 +1154,9 @@ def hf_map(task: str = "detect", model: str | os.PathLike | None = None, text_fi
         m = degarble.load(model, precision)
         texts = [t if isinstance(t, str) else "" for t in batch[text_field]]
         if task == "detect":
-            results = m.detect(texts, batch_size=batch_size)
+            results = m.detect(texts, batch_size=batch_size, **at)
         else:
-            results = m.restore(texts, batch_size=batch_size, **_restore_kwargs(greedy, min_score))
+            results = m.restore(texts, batch_size=batch_size, **at, **_restore_kwargs(greedy, min_score))
         dicts = [r.to_dict() for r in results]
         keys = ("spun_score", "is_spun", "spans") if task == "detect" else ("restored", "edits")
         return {k: [d[k] for d in dicts] for k in keys}

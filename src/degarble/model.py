@@ -127,7 +127,8 @@ class Model:
         return self.restorer is not None
 
     def detect(self, texts: list[str], batch_size: int = 32, threshold: float | None = None) -> list[Detection]:
-        """Detect spinning in each text; see :class:`~degarble.types.Detection`."""
+        """Detect spinning in each text; see :class:`~degarble.types.Detection`. ``threshold``
+        decides ``is_spun`` (texts and paragraphs) instead of the bundle's calibrated one."""
         if isinstance(texts, str):
             raise TypeError("Model.detect() takes a list of texts; use degarble.detect(text) for one")
         with _collector_paused():
@@ -246,20 +247,22 @@ def load(path: str | os.PathLike | None = None, precision: str | None = None) ->
         return _cache[key]
 
 
-def detect(text: str, model: str | os.PathLike | None = None) -> Detection:
-    """Detect spinning in one text with the default (or given) bundle."""
+def detect(text: str, model: str | os.PathLike | None = None, threshold: float | None = None) -> Detection:
+    """Detect spinning in one text with the default (or given) bundle (``threshold``: see
+    :meth:`Model.detect`)."""
     if not isinstance(text, str):
         raise TypeError(f"detect() needs a str, got {type(text).__name__}")
-    return load(model).detect([text])[0]
+    return load(model).detect([text], threshold=threshold)[0]
 
 
 def restore(text: str, model: str | os.PathLike | None = None, greedy: bool = False,
-            alternatives: int = 0, min_score: float | None = None) -> Restoration:
+            alternatives: int = 0, min_score: float | None = None, threshold: float | None = None) -> Restoration:
     """Restore one text's original wording with the default (or given) bundle
-    (``greedy``: see :meth:`Model.restore`)."""
+    (``greedy``, ``threshold``: see :meth:`Model.restore`)."""
     if not isinstance(text, str):
         raise TypeError(f"restore() needs a str, got {type(text).__name__}")
-    return load(model).restore([text], greedy=greedy, alternatives=alternatives, min_score=min_score)[0]
+    return load(model).restore([text], threshold=threshold, greedy=greedy, alternatives=alternatives,
+                               min_score=min_score)[0]
 
 
 __all__ = ["BundleError", "Model", "detect", "load", "restore"]
