@@ -16,8 +16,10 @@ def test_all_matches_exports():
 
 
 def test_contract_signatures():
-    assert list(inspect.signature(degarble.detect).parameters) == ["text", "model"]
-    assert list(inspect.signature(degarble.restore).parameters) == ["text", "model", "greedy", "alternatives", "min_score"]
+    # new options go last, so that positional calls keep working
+    assert list(inspect.signature(degarble.detect).parameters) == ["text", "model", "threshold"]
+    assert list(inspect.signature(degarble.restore).parameters) == ["text", "model", "greedy", "alternatives", "min_score",
+                                                                    "threshold"]
     assert list(inspect.signature(degarble.spin).parameters)[:4] == ["text", "rate", "seed", "profile"]
     assert degarble.Detection.__dataclass_fields__.keys() >= {"spun_score", "is_spun", "spans"}
     assert degarble.Edit.__dataclass_fields__.keys() >= {"start", "end", "before", "after", "score"}

@@ -611,12 +611,11 @@ def test_candidate_ranking_takes_the_corpus_fit_into_account(tiny_restorer, tmp_
         (rep, score, _), = tiny_restorer.infill([(text, span)])[0]
         assert rep == "foreign" and 0 < score <= 1
         # "likelihood" reports the model's own probability of the winner, as greedy decoding does
-        tiny_restorer.rank["confidence"] = "likelihood"
+        tiny_restorer.rank = {**tiny_restorer.rank, "confidence": "likelihood"}
         (rep, prob, _), = tiny_restorer.infill([(text, span)])[0]
         assert rep == "foreign" and prob == pytest.approx(math.exp(_teacher_forced(tiny_restorer, text, span, "foreign")))
-        tiny_restorer.rank["confidence"] = "loudest"
         with pytest.raises(ValueError, match="confidence"):
-            tiny_restorer.infill([(text, span)])
+            tiny_restorer.rank = {**tiny_restorer.rank, "confidence": "loudest"}
         tiny_restorer.rank = {"candidates": 12, "lm_weight": 1000.0}
         tiny_restorer.context = None  # no counts: lm_weight is ignored, the random model decides
         (plain, _, _), = tiny_restorer.infill([(text, span)])[0]
@@ -806,9 +805,10 @@ def test_learned_confidence_gates_edits(tiny_restorer):
             tiny_restorer.rank = {"candidates": 12, "confidence": "learned", "confidence_weights": {"bias": bias}}
             (rep, conf, _), = tiny_restorer.infill([(text, span)])[0]
             assert conf == pytest.approx(1 / (1 + math.exp(-bias)))
-        tiny_restorer.rank = {"candidates": 12, "confidence": "learned"}
-        with pytest.raises(ValueError, match="confidence_weights"):
-            tiny_restorer.infill([(text, span)])
+        with pytest.raises(ValueError, match="confidence_weights"):  # checked when set (a bundle: at load)
+            tiny_restorer.rank = {"candidates": 12, "confidence": "learned"}
+        with pytest.raises(ValueError, match='expected "share", "likelihood" or "learned"'):
+            tiny_restorer.rank = {"candidates": 12, "confidence": "surest"}
     finally:
         tiny_restorer.rank = old
 

@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .io import MAX_TEXT_CHARS, _check_text, _decode, _has_lone_surrogate, _id_of
+from .model import given
 from .models.precision import requested_precision
 
 TASKS = ("detect", "restore", "validate")
@@ -471,8 +472,8 @@ class ChunkRunner:
         if s.task == "detect":
             return self.model.detect(texts, batch_size=s.batch_size, threshold=s.threshold)
         # the paragraphs restored are those judged spun: at --threshold where one was given
-        at = {} if s.threshold is None else {"threshold": s.threshold}
-        return self.model.restore(texts, batch_size=s.batch_size, **at, **_restore_kwargs(s.greedy, s.min_score))
+        return self.model.restore(texts, batch_size=s.batch_size,
+                                  **given(threshold=s.threshold, greedy=s.greedy, min_score=s.min_score))
 
     def _results(self, texts: list[str]) -> list[Any]:
         """One result per text: the model's, or the exception it raised for that text alone."""
@@ -530,11 +531,6 @@ class ChunkRunner:
                   "out": len(out_lines), "err": len(err_lines), "spun": spun}
         body = "".join(s + "\n" for s in [json.dumps(header), *out_lines, *err_lines])
         return body.encode("utf-8")
-
-
-def _restore_kwargs(greedy: bool, min_score: float | None) -> dict:
-    """The restore options asked for, and only those: a model's restore without them still runs."""
-    return {**({"greedy": True} if greedy else {}), **({"min_score": min_score} if min_score is not None else {})}
 
 
 # Per-process worker state: one ChunkRunner (one model) per worker process.
@@ -1003,7 +999,7 @@ def run_batch(
         "chunk_size": chunk_size,
         "max_chars": max_chars,
         # only when set, so that the state of a job started before these settings existed still resumes
-        **_restore_kwargs(greedy, min_score),
+        **given(greedy=greedy, min_score=min_score),
     }
     state = JobState(out_path.with_name(out_path.name + ".parts"))
     state.open(manifest, restart)
@@ -1146,7 +1142,7 @@ def hf_map(task: str = "detect", model: str | os.PathLike | None = None, text_fi
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be within 0 and 1, got {threshold!r}")
     precision = requested_precision(precision)
-    at = {} if threshold is None else {"threshold": threshold}
+    at = given(threshold=threshold)
 
     def fn(batch: dict) -> dict:
         import degarble
@@ -1156,7 +1152,7 @@ def hf_map(task: str = "detect", model: str | os.PathLike | None = None, text_fi
         if task == "detect":
             results = m.detect(texts, batch_size=batch_size, **at)
         else:
-            results = m.restore(texts, batch_size=batch_size, **at, **_restore_kwargs(greedy, min_score))
+            results = m.restore(texts, batch_size=batch_size, **at, **given(greedy=greedy, min_score=min_score))
         dicts = [r.to_dict() for r in results]
         keys = ("spun_score", "is_spun", "spans") if task == "detect" else ("restored", "edits")
         return {k: [d[k] for d in dicts] for k in keys}

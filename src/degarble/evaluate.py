@@ -45,7 +45,7 @@ from typing import Any
 from . import score
 from ._version import __version__
 from .edits import apply_edits
-from .model import GREEDY_HELP
+from .model import GREEDY_HELP, given
 from .models.precision import PRECISION_HELP, PRECISIONS
 from .score import Signature
 from .text import words
@@ -464,16 +464,13 @@ def run_system(system: Any, s: EvalSet, batch_size: int = 32, quiet: bool = Fals
     ``restored = None``: detection only.
     """
     t0 = time.perf_counter()
-    at = {} if threshold is None else {"threshold": threshold}
+    at = given(threshold=threshold)
     dets = _batched(functools.partial(system.detect, **at), s.texts, batch_size, f"{system.name} detect {s.name}", quiet)
     restored = edits = None
     if restore and can_restore(system):
         try:
-            restore_fn = functools.partial(system.restore, **at, **({"greedy": True} if greedy else {}))
-            if alternatives:
-                restore_fn = functools.partial(restore_fn, alternatives=alternatives)
-            if min_score is not None:
-                restore_fn = functools.partial(restore_fn, min_score=min_score)
+            restore_fn = functools.partial(system.restore, **at, **given(greedy=greedy, min_score=min_score,
+                                                                         alternatives=alternatives or None))
             rests = _batched(restore_fn, s.texts, batch_size, f"{system.name} restore {s.name}", quiet)
             restored = [r.text for r in rests]
             edits = [list(r.edits) for r in rests] if alternatives else None

@@ -17,6 +17,13 @@ from .types import Detection, Restoration
 GREEDY_HELP = "skip candidate ranking: generate each replacement greedily (about 1.5x faster, lower recall)"
 
 
+def given(**options) -> dict:
+    """The options that were set (not ``None``, not ``False``), and only those: a restore function
+    without an option still runs when it is not asked for, and a batch job's state written before
+    an option existed still resumes."""
+    return {k: v for k, v in options.items() if v is not None and v is not False}
+
+
 _gc_lock = threading.Lock()
 _gc_users = 0  # calls inside _collector_paused, in all threads
 _gc_was_enabled = False

@@ -88,10 +88,11 @@ class NgramCounts:
                    np.array([c for _, c in kept], dtype=np.int64))
 
     @classmethod
-    def load(cls, path: str | Path) -> NgramCounts:
-        from safetensors.numpy import load_file
+    def load(cls, path: str | Path, data: bytes | None = None) -> NgramCounts:
+        """The counts saved at ``path`` (:meth:`save`); ``data``: that file's bytes, already read."""
+        from safetensors.numpy import load, load_file
 
-        t = load_file(str(path))
+        t = load_file(str(path)) if data is None else load(data)
         if "vocab" not in t:
             raise ValueError(f"{path}: n-gram counts in an older format (hashed keys); "
                              "rebuild them with training/fit_context.py")

@@ -355,10 +355,27 @@ class Restorer:
         self.max_length = int(max_length)
         self.bf16 = self.precision == "bf16"
         self._torch = torch
-        self.rank = dict(rank) if rank else None
+        self.rank = rank
         self.context = context
         self.alternatives = 0  # runners-up reported per edit (using(alternatives=k)); ranking only
         marker_ids(tokenizer)  # fail early on a vocabulary without the markers
+
+    @property
+    def rank(self) -> dict | None:
+        """The candidate-ranking settings (``None``: greedy decoding); checked when set, so a
+        bundle with a bad setting fails when it loads, not at its first restore."""
+        return self._rank
+
+    @rank.setter
+    def rank(self, rank: dict | None) -> None:
+        rank = dict(rank) if rank else None
+        if rank is not None:
+            confidence = rank.get("confidence", RANK_DEFAULTS["confidence"])
+            if confidence not in ("share", "likelihood", "learned"):
+                raise ValueError(f'rank "confidence": expected "share", "likelihood" or "learned", got {confidence!r}')
+            if confidence == "learned" and not rank.get("confidence_weights"):
+                raise ValueError('rank "confidence": "learned" needs "confidence_weights"')
+        self._rank = rank
 
     def greedy(self, min_score: float | None = None) -> Restorer:
         """This restorer without candidate ranking (each replacement generated greedily), at
@@ -621,12 +638,8 @@ class Restorer:
         gen_prior = float(self._rank_setting("generated_prior"))
         keep_prior = float(self._rank_setting("keep_prior"))
         lm_weight = float(self._rank_setting("lm_weight")) if self.context is not None else 0.0
-        confidence = self._rank_setting("confidence")
-        if confidence not in ("share", "likelihood", "learned"):
-            raise ValueError(f'rank "confidence": expected "share", "likelihood" or "learned", got {confidence!r}')
+        confidence = self._rank_setting("confidence")  # checked when ``rank`` was set
         learned = self.rank.get("confidence_weights") if confidence == "learned" else None
-        if confidence == "learned" and not learned:
-            raise ValueError('rank "confidence": "learned" needs "confidence_weights"')
         shortlist = self._rank_setting("shortlist")
         options: list[list[tuple[RankOption, float]]] = []  # per span: (option, score before the model)
         counts = []  # per span: its number of options, before the shortlist

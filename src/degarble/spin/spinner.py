@@ -483,12 +483,13 @@ def default_bigrams() -> BigramModel:
     try:
         det = json.loads((DEFAULT_BUNDLE_DIR / MANIFEST_NAME).read_text())["detector"]
         path = DEFAULT_BUNDLE_DIR / det.get("dir", "detector") / det["context"].get("counts", COUNTS_FILE)
-        counts = NgramCounts.load(path)
+        data = path.read_bytes()  # read once: loaded and hashed
+        counts = NgramCounts.load(path, data)
     except (OSError, KeyError, ValueError) as e:
         raise RuntimeError(f"spinner profiles with context_fit need the bigram counts of the default bundle "
                            f"({DEFAULT_BUNDLE_DIR}): {e}") from e
     model = BigramModel(counts)
-    model.name = "en-news:" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    model.name = "en-news:" + hashlib.sha256(data).hexdigest()[:12]
     return model
 
 
