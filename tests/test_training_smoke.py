@@ -51,11 +51,14 @@ def test_train_restorer_tiny_run_adds_a_restorer_to_the_bundle(tmp_path, sample_
         "--base_model", str(base), "--train_file", str(SAMPLE), "--validation_file", str(SAMPLE),
         "--out_dir", str(tmp_path / "run"), "--bundle", str(bundle), "--calibration_paragraphs", "6",
         "--decoder_layers", "1", "--threads", "1",  # no --bf16 flag: the default follows the CPU
+        # half the pieces marked by a trained detector's own flags (here the tiny bundle's)
+        "--detector_spans", "0.5", "--detector_bundle", str(tiny_bundle),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["validation"]["spans"] > 0
+    assert summary["config"]["detector_spans"] == 0.5
     # bf16 autocast only where the CPU runs it natively: emulated bf16 is many times slower than fp32
     assert summary["config"]["bf16"] == cpu_has_bf16()
     model = degarble.load(bundle)

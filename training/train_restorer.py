@@ -16,7 +16,9 @@ Training text is the open-licence train split (Wikinews CC BY 2.5, Wikipedia CC 
 by ``data/build_corpus.py``; BBC News and the dev article are never read here. Spans are marked
 the way the detector reports them, with its kind of mistakes simulated: some spun words are not
 marked (``miss_rate``) and some clean words are (``fp_rate``, target = the word itself), so the
-restorer learns to leave a wrongly flagged word alone.
+restorer learns to leave a wrongly flagged word alone. With ``detector_spans`` a share of the pieces
+is marked by a trained detector's own flags instead (``detector_bundle``): its real misses, false
+alarms and spans that run on past a swap, each swap it touches marked whole.
 """
 
 from __future__ import annotations
@@ -86,6 +88,10 @@ class TrainConfig:
     clean_share: float = 0.1  # pieces left unspun (only false-alarm spans marked)
     miss_rate: float = 0.08  # share of gold edits left unmarked (the detector misses some)
     fp_rate: float = 0.03  # chance that a clean word is marked anyway (target: itself)
+    # share of pieces marked by a trained detector's own word flags instead (its misses, false
+    # alarms and run-on spans as they come), each gold edit it touches marked whole
+    detector_spans: float = 0.0
+    detector_bundle: str = "src/degarble/models/default"  # the bundle whose detector marks them
     rates: list = field(default_factory=lambda: [RATES["light"], RATES["medium"], 0.25, RATES["heavy"]])
     profiles: list = field(default_factory=lambda: list(BASE_PROFILES))
     profile_weights: list = field(default_factory=list)  # how often each profile spins a piece; [] = evenly
@@ -112,23 +118,27 @@ def pieces_of(paragraph: str) -> list[str]:
     return [paragraph[a:b] for a, b in segments(paragraph, cfg.max_words)]
 
 
-def marked_spans(spun_text: str, edits: list[Edit], rng: random.Random, miss: float, fp: float):
+def marked_spans(spun_text: str, edits: list[Edit], rng: random.Random, miss: float, fp: float,
+                 detected: list[bool] | None = None):
     """The spans a detector would mark in ``spun_text`` and, for each, its original wording.
 
     Gold edits are marked whole unless dropped (``miss``); clean words are marked with chance
-    ``fp``. Marked words are merged into runs as the detector merges them, and each run's target
-    is its text with the gold edits inside it undone (a clean word's target is itself).
+    ``fp``. With ``detected`` (a detector's flag for each word of ``spun_text``) those flags
+    are the marking instead, and a gold edit any of them touches is marked whole (a span that
+    stops inside an edit has no original wording of its own). Marked words are merged into runs
+    as the detector merges them, and each run's target is its text with the gold edits inside it
+    undone (a clean word's target is itself).
     """
     toks = words(spun_text)
-    flags = [False] * len(toks)
+    flags = list(detected) if detected is not None else [False] * len(toks)
     for e in edits:
-        if rng.random() < miss:
+        inside = [k for k, t in enumerate(toks) if t.start < e.end and t.end > e.start]
+        if (detected is None and rng.random() < miss) or (detected is not None and not any(flags[k] for k in inside)):
             continue
-        for k, t in enumerate(toks):
-            if t.start < e.end and t.end > e.start:
-                flags[k] = True
+        for k in inside:
+            flags[k] = True
     for k in range(len(toks)):
-        if not flags[k] and rng.random() < fp:
+        if detected is None and not flags[k] and rng.random() < fp:
             flags[k] = True
     spans, targets, changed = [], [], []
     for i, j in merge_flagged(spun_text, toks, flags):
@@ -147,6 +157,21 @@ val_texts = read_texts(cfg.validation_file)
 print(f"train paragraphs {len(train_texts):,}; validation paragraphs {len(val_texts):,}", flush=True)
 spinners = {(p, r): Spinner(p, rate=r, seed=0) for p in cfg.profiles for r in cfg.rates}
 data_rng = random.Random(cfg.seed)
+detector = None
+if cfg.detector_spans:
+    from degarble.model import Model
+
+    detector = Model(REPO / cfg.detector_bundle, precision="bf16" if cfg.bf16 else "fp32").detector
+
+
+def detector_flags(text: str) -> list[bool] | None:
+    """The detector's flag for each word of ``text`` (None where its words are not ``text``'s:
+    HTML entities, which it unescapes first)."""
+    with torch.no_grad():
+        (toks, probs), = detector.word_probabilities([text])
+    if [(t.start, t.end) for t in toks] != [(t.start, t.end) for t in words(text)]:
+        return None
+    return [p >= detector.word_threshold for p in probs]
 
 
 def sample_example(step: int, k: int):
@@ -159,7 +184,8 @@ def sample_example(step: int, k: int):
         sp.seed = cfg.seed * 1_000_003 + step * 997 + k  # a fresh spin of the same text every time
         spun = sp.spin(piece)
         text, edits = spun.text, spun.edits
-    spans, targets, _ = marked_spans(text, edits, data_rng, cfg.miss_rate, cfg.fp_rate)
+    detected = detector_flags(text) if detector is not None and data_rng.random() < cfg.detector_spans else None
+    spans, targets, _ = marked_spans(text, edits, data_rng, cfg.miss_rate, cfg.fp_rate, detected)
     if not spans:
         return None
     src = encode_source(tokenizer, text, spans)
