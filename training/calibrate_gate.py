@@ -37,6 +37,7 @@ from degarble.spin import BASE_PROFILES, RATES, Spinner
 
 THRESHOLDS = [0.3, 0.4, 0.5, 0.6]
 MIN_SCORES = [0.5, 0.6, 0.7, 0.8, 0.9]
+N = 600  # validation paragraphs per group: at 200, a 1 % clean budget is 2 paragraphs, too few to resolve
 
 
 def gated_outputs(model, texts: list[str], low: float) -> list[tuple[str, list]]:
@@ -57,7 +58,7 @@ def restored(outputs, threshold: float, low: float | None, min_score: float) -> 
     return [apply_edits(text, [e for e, s in eds if gate_keeps(s >= threshold, s, e.score, gate)]) for text, eds in outputs]
 
 
-def gate_grid(model, n: int = 200, path: str | None = None) -> list[dict]:
+def gate_grid(model, n: int = N, path: str | None = None) -> list[dict]:
     """Validation scores with no gate (first row) and at every grid pair."""
     kw = {"path": path} if path else {}
     clean, spun, original = validation_sets(n, **kw)
@@ -89,11 +90,10 @@ def best_gate(grid: list[dict], max_clean_changed: float) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", type=Path, default=REPO / "src/degarble/models/default")
-    ap.add_argument("-n", type=int, default=600, help="validation paragraphs per group (200 proved too few to resolve a 1 %% clean budget)")
+    ap.add_argument("-n", type=int, default=N, help="validation paragraphs per group")
     ap.add_argument("--max_clean_changed", type=float, default=0.01)
     ap.add_argument("--write", action="store_true", help="store the chosen gate (or none) in the bundle's manifest")
     args = ap.parse_args(argv)
-    from degarble.bundle import read_manifest
     from degarble.model import Model
 
     model = Model(args.bundle, precision="fp32")
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     cal = {"chosen": best, "grid": grid, "n": args.n, "max_clean_changed": args.max_clean_changed}
     print(json.dumps({k: v for k, v in cal.items() if k != "grid"}, indent=2))
     if args.write:
-        data = read_manifest(args.bundle).to_dict()
+        data = model.manifest.to_dict()
         data["restorer"] = {k: v for k, v in data["restorer"].items() if k != "paragraph_gate"}
         if best["threshold"] is not None:
             data["restorer"]["paragraph_gate"] = {"threshold": best["threshold"], "min_score": best["min_score"]}

@@ -167,8 +167,7 @@ if cfg.detector_spans:
 def detector_flags(text: str) -> list[bool] | None:
     """The detector's flag for each word of ``text`` (None where its words are not ``text``'s:
     HTML entities, which it unescapes first)."""
-    with torch.no_grad():
-        (toks, probs), = detector.word_probabilities([text])
+    (toks, probs), = detector.word_probabilities([text])  # it runs in inference mode itself
     if [(t.start, t.end) for t in toks] != [(t.start, t.end) for t in words(text)]:
         return None
     return [p >= detector.word_threshold for p in probs]
