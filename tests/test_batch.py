@@ -391,6 +391,16 @@ def test_threshold_sets_the_paragraphs_a_restore_job_changes(tmp_path, tiny_rank
     assert not degarble.detect(texts[0], model=tiny_ranked_bundle, threshold=1.0).is_spun
     with pytest.raises(ValueError, match="threshold must be within 0 and 1"):
         degarble.batch.hf_map("detect", threshold=1.5)
+    with pytest.raises(ValueError, match="min_score must be within 0 and 1"):
+        degarble.batch.hf_map("restore", min_score=-0.1)
+    # the one-text functions and Model check too (NaN is out of range)
+    model = degarble.load(tiny_ranked_bundle)
+    with pytest.raises(ValueError, match="threshold must be within 0 and 1"):
+        model.detect(texts, threshold=float("nan"))
+    with pytest.raises(ValueError, match="threshold must be within 0 and 1"):
+        degarble.detect(texts[0], model=tiny_ranked_bundle, threshold=-1)
+    with pytest.raises(ValueError, match="min_score must be within 0 and 1"):
+        degarble.restore(texts[0], model=tiny_ranked_bundle, min_score=2)
 
 
 def test_greedy_goes_with_restore_only(tmp_path, tiny_bundle, capsys):

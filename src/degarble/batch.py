@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .io import MAX_TEXT_CHARS, _check_text, _decode, _has_lone_surrogate, _id_of
-from .model import given
+from .model import check_probability, given
 from .models.precision import requested_precision
 
 TASKS = ("detect", "restore", "validate")
@@ -1139,8 +1139,9 @@ def hf_map(task: str = "detect", model: str | os.PathLike | None = None, text_fi
         raise ValueError(f"task must be detect or restore, got {task!r}")
     if (greedy or min_score is not None) and task != "restore":
         raise ValueError(f"greedy and min_score apply to restore only, not {task}")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be within 0 and 1, got {threshold!r}")
+    # checked here, before any worker loads the model, and again by Model on each call
+    check_probability("threshold", threshold)
+    check_probability("min_score", min_score)
     precision = requested_precision(precision)
     at = given(threshold=threshold)
 

@@ -24,6 +24,13 @@ def given(**options) -> dict:
     return {k: v for k, v in options.items() if v is not None and v is not False}
 
 
+def check_probability(name: str, value: float | None) -> None:
+    """Raise ``ValueError`` unless ``value`` (a threshold or a confidence) is ``None`` or within 0
+    and 1: a score compared with a value outside that range would silently flag all or nothing."""
+    if value is not None and not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise ValueError(f"{name} must be within 0 and 1, got {value!r}")
+
+
 _gc_lock = threading.Lock()
 _gc_users = 0  # calls inside _collector_paused, in all threads
 _gc_was_enabled = False
@@ -138,6 +145,7 @@ class Model:
         decides ``is_spun`` (texts and paragraphs) instead of the bundle's calibrated one."""
         if isinstance(texts, str):
             raise TypeError("Model.detect() takes a list of texts; use degarble.detect(text) for one")
+        check_probability("threshold", threshold)
         with _collector_paused():
             return self.detector.detect(list(texts), batch_size=batch_size, threshold=threshold)
 
@@ -166,6 +174,8 @@ class Model:
             raise TypeError("Model.restore() takes a list of texts; use degarble.restore(text) for one")
         if alternatives and greedy:
             raise ValueError("alternatives come from candidate ranking; greedy=True skips it")
+        check_probability("threshold", threshold)
+        check_probability("min_score", min_score)
         if self.restorer is None:
             raise NotImplementedError(
                 f"bundle {self.name!r} has no restorer; it can only detect (degarble detect)"
