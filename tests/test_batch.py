@@ -393,6 +393,10 @@ def test_threshold_sets_the_paragraphs_a_restore_job_changes(tmp_path, tiny_rank
         degarble.batch.hf_map("detect", threshold=1.5)
     with pytest.raises(ValueError, match="min_score must be within 0 and 1"):
         degarble.batch.hf_map("restore", min_score=-0.1)
+    # the job refuses to start (rather than failing every record in the workers)
+    for kw, flag in (({"threshold": 1.5}, "--threshold"), ({"min_score": -0.1}, "--min-score")):
+        with pytest.raises(BatchError, match=f"{flag} must be between 0 and 1"):
+            run_batch(inp, out, model=tiny_ranked_bundle, task="restore", workers=1, restart=True, **kw)
     # the one-text functions and Model check too (NaN is out of range)
     model = degarble.load(tiny_ranked_bundle)
     with pytest.raises(ValueError, match="threshold must be within 0 and 1"):

@@ -959,8 +959,12 @@ def run_batch(
         raise BatchError(f"--greedy applies to --task restore only, not {task}")
     if min_score is not None and task != "restore":
         raise BatchError(f"--min-score applies to --task restore only, not {task}")
-    if min_score is not None and not 0.0 <= min_score <= 1.0:
-        raise BatchError(f"--min-score must be between 0 and 1, got {min_score}")
+    # refused here: Model would reject every record of the job one by one
+    for flag, value in (("--threshold", threshold), ("--min-score", min_score)):
+        try:
+            check_probability(flag, value)
+        except ValueError:  # in the CLI's words: the job's options are its flags
+            raise BatchError(f"{flag} must be between 0 and 1, got {value}") from None
     in_path = Path(input)
     if not in_path.exists():
         raise BatchError(f"input {in_path} not found")
