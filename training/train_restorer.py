@@ -133,7 +133,11 @@ def marked_spans(spun_text: str, edits: list[Edit], rng: random.Random, miss: fl
     flags = list(detected) if detected is not None else [False] * len(toks)
     for e in edits:
         inside = [k for k, t in enumerate(toks) if t.start < e.end and t.end > e.start]
-        if (detected is None and rng.random() < miss) or (detected is not None and not any(flags[k] for k in inside)):
+        if detected is None:
+            missed = rng.random() < miss  # the simulated detector drops it
+        else:
+            missed = not any(flags[k] for k in inside)  # the detector's flags do not touch it
+        if missed:
             continue
         for k in inside:
             flags[k] = True
