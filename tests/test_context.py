@@ -53,6 +53,18 @@ def test_counts_count_unigrams_and_bigrams_and_drop_rare_bigrams(tmp_path):
     assert (back.total, back.vocab, back.words) == (c.total, c.vocab, c.words)
 
 
+def test_bigram_lookup_keeps_the_order_of_its_queries():
+    # the lookup sorts its queries for speed: the answers must come back in the caller's order,
+    # repeats and misses included, and match a pair-by-pair count
+    c = _counts()
+    vocab = sorted({w for s in CORPUS for w in s.split()}) + ["zzz"]
+    rng = np.random.default_rng(7)
+    firsts, seconds = rng.choice(vocab, 300).tolist(), rng.choice(vocab, 300).tolist()
+    got = c.bigram(c.ids(firsts), c.ids(seconds)).tolist()
+    assert got == [c.count(a, b) for a, b in zip(firsts, seconds)]
+    assert sum(got) > 0 and 0 in got
+
+
 def test_counts_refuse_words_they_cannot_store_and_old_files(tmp_path):
     with pytest.raises(ValueError, match="separator"):
         NgramCounts.from_sequences([sequence_keys(["a\x1fb"])])
