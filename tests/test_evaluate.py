@@ -125,6 +125,13 @@ def workspace(tmp_path, monkeypatch, fake_spinner):
                        {"tortured": "cadence design", "correct": "rythm pattern (?)"}]}
     with gzip.open(shared / "data" / "tortured_phrases" / "pps_tortured_phrases.json.gz", "wt") as fh:
         json.dump(pps, fh)
+    # whole articles (bbc-articles.v1): paragraphs joined by newlines, 300 words or more
+    (shared / "data" / "bbc_news").mkdir(parents=True)
+    with gzip.open(shared / "data" / "bbc_news" / "bbc_news.jsonl.gz", "wt", encoding="utf-8") as fh:
+        for a in range(120):
+            paras = [f"In article {a} part {k} " + "the minister said the war would end soon and " * 9 + "talks went well."
+                     for k in range(4)]
+            fh.write(json.dumps({"id": f"news/{a:03d}", "text": "\n".join(paras)}) + "\n")
     monkeypatch.setattr(evaluate, "REPO_ROOT", tmp_path)
     monkeypatch.setattr(degarble, "load", lambda path=None, precision=None: FakeModel(), raising=False)
     return tmp_path
@@ -170,11 +177,14 @@ def test_named_sets_end_to_end(workspace, capsys):
     assert [s["greedy"] for s in report["systems"]] == [False, False, False]
     assert "`fake` @deadbeef0123 (threshold 0.5, int8)" in (out / "s.md").read_text()
     names = [s["name"] for s in report["sets"]]
-    assert names[0] == "bbc-test.v1/clean"  # clean sets first, so spun sets can use them
+    # clean sets first, so spun sets can use them
+    assert names[:2] == ["bbc-articles.v1/clean", "bbc-test.v1/clean"]
+    # the article sets' profiles are not the fake spinner's, so only the clean articles are built
     assert set(names) == {"bbc-test.v1/clean", "bbc-test.v1/fake.v1/light", "bbc-test.v1/fake.v1/medium",
                           "bbc-test.v1/fake.v1/heavy", "seed-dev.v1", "seed-dev.v1/originals",
-                          "tortured-phrases.v1"}
+                          "tortured-phrases.v1", "bbc-articles.v1/clean"}
     assert all(s["n"] == 10 for s in report["sets"] if s["name"].startswith("bbc"))
+    assert result(report, "bbc-articles.v1/clean", "fake")["clean"]["changed_share"] == 0.0
 
     medium = result(report, "bbc-test.v1/fake.v1/medium", "fake")
     assert medium["signature"] == ("degarble-eval|set:bbc-test.v1/fake.v1/medium|spin:fake.v1|thes:fake"
@@ -254,7 +264,9 @@ def test_missing_corpus_is_skipped_with_instructions(workspace, capsys):
               "--output", str(out / "r.json"), "--summary", str(out / "s.md"), "--no-plots"])
     assert rc == 0
     report = json.loads((out / "r.json").read_text())
-    assert {s["name"] for s in report["sets"]} == {"seed-dev.v1", "seed-dev.v1/originals", "tortured-phrases.v1"}
+    # the article sets read the shared BBC file, not the built corpus
+    assert {s["name"] for s in report["sets"]} == {"seed-dev.v1", "seed-dev.v1/originals", "tortured-phrases.v1",
+                                                   "bbc-articles.v1/clean"}
     assert any("python data/build_corpus.py" in n for n in report["notes"])
     assert "python data/build_corpus.py" in capsys.readouterr().err
 
