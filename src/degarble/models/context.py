@@ -126,7 +126,7 @@ class NgramCounts:
         if not len(self.bigram_keys):
             return np.zeros(len(keys), dtype=np.int64)
         # the keys are looked up in sorted order: numpy's binary search starts from the last hit
-        # when its queries ascend, about 3x faster on the detector's tens of thousands of pairs
+        # when its queries ascend (72k pairs: 13.6 -> 7.2 ms; about 1 % of detect time)
         order = np.argsort(keys, kind="stable")
         pos = np.empty(len(keys), dtype=np.int64)
         pos[order] = np.searchsorted(self.bigram_keys, keys[order])
